@@ -1,0 +1,125 @@
+"""Tables. Every timestamp is an aware UTC datetime."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now, the form every timestamp column holds."""
+    return datetime.now(UTC)
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"  # waiting for the dispatcher
+    DEFERRED = "deferred"  # waiting for not_before (deferred send, marketing window)
+    SKIPPED = "skipped"  # never sent: opted out, invalid number, landline, daily cap
+    REFUSED = "refused"  # never sent: more than the per-number daily maximum
+    SENDING = "sending"  # claimed by a dispatcher; the gateway call may be in flight
+    UNCERTAIN = "uncertain"  # a dispatcher stopped mid-call: not resent, see README
+    SUBMITTED = "submitted"  # accepted by the gateway
+    PENDING = "pending"  # the operator buffers it (phone off)
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    LATE = "late"  # no delivery report 48 h after submission
+
+
+#: Statuses in which a message will not change again except through a late DLR.
+FINAL_STATUSES = frozenset(
+    {
+        MessageStatus.SKIPPED,
+        MessageStatus.REFUSED,
+        MessageStatus.DELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.EXPIRED,
+    }
+)
+
+
+class SendRequestRow(SQLModel, table=True):
+    """One accepted (or refused) instruction to send: an email, a CLI call."""
+
+    __tablename__ = "send_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    user: str = Field(index=True)
+    source: str = "smtp"  # smtp | imap | cli | api
+    email_message_id: str | None = Field(default=None, index=True)
+    subject: str = ""
+    text: str = ""
+    category: str = "alert"  # alert | marketing
+    sender: str | None = None
+    not_before: datetime | None = None
+    test: bool = False
+    status: str = "accepted"  # accepted | refused
+    reason: str | None = None
+    report_sent_at: datetime | None = None
+
+
+class Message(SQLModel, table=True):
+    """One SMS to one recipient."""
+
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int | None = Field(default=None, foreign_key="send_requests.id", index=True)
+    to: str = Field(index=True)  # E.164, or the text as written when invalid
+    sender: str | None = None
+    text: str = ""
+    encoding: str = "gsm7"
+    segments: int = 1
+    status: str = Field(default=MessageStatus.QUEUED, index=True)
+    reason: str | None = None
+    not_before: datetime | None = None
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    gateway_id: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    submitted_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    final_at: datetime | None = None
+
+
+class DeliveryReport(SQLModel, table=True):
+    """Every DLR as received, kept for audit even when it changes nothing."""
+
+    __tablename__ = "delivery_reports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, index=True)
+    gateway_id: str | None = None
+    code: str = ""
+    status: str = ""
+    detail: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class OptOut(SQLModel, table=True):
+    """A number that must never receive SMS again until it texts START."""
+
+    __tablename__ = "optouts"
+
+    number: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    source: str = "sms"  # sms | cli | import | api
+    by: str | None = None
+
+
+class OptOutEvent(SQLModel, table=True):
+    """History of opt-out changes: when, how and by whom."""
+
+    __tablename__ = "optout_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True)
+    action: str = "add"  # add | remove
+    at: datetime = Field(default_factory=utcnow)
+    source: str = "sms"
+    by: str | None = None

@@ -1,0 +1,333 @@
+"""Every query the product runs. Callers pass aware UTC datetimes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+
+from store.models import (
+    DeliveryReport,
+    Message,
+    MessageStatus,
+    OptOut,
+    OptOutEvent,
+    SendRequestRow,
+    utcnow,
+)
+
+_CHUNK = 500  # SQLite's default limit on bound parameters is well above this
+
+#: Statuses that count as "sent to this number" for the daily per-number maximum.
+_NOT_COUNTED = (MessageStatus.SKIPPED, MessageStatus.REFUSED, MessageStatus.FAILED)
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- requests and messages -------------------------------------------------------
+
+
+def add_request(session: Session, request: SendRequestRow, messages: list[Message]) -> int:
+    """Insert a request and its messages in the caller's transaction; return its id."""
+    session.add(request)
+    session.flush()
+    assert request.id is not None
+    for message in messages:
+        message.request_id = request.id
+    session.add_all(messages)
+    session.flush()
+    return request.id
+
+
+def get_request(session: Session, request_id: int) -> SendRequestRow | None:
+    return session.get(SendRequestRow, request_id)
+
+
+def messages_of_request(session: Session, request_id: int) -> list[Message]:
+    stmt = select(Message).where(Message.request_id == request_id).order_by(col(Message.id))
+    return list(session.exec(stmt))
+
+
+def get_message(session: Session, message_id: int) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def counts_since(session: Session, numbers: Sequence[str], since: datetime) -> dict[str, int]:
+    """How many SMS each number was sent (or is queued to get) since ``since``."""
+    counts: dict[str, int] = {}
+    for chunk in _chunks(list(numbers)):
+        stmt = (
+            select(Message.to, func.count())
+            .where(col(Message.to).in_(chunk))
+            .where(Message.created_at >= since)
+            .where(col(Message.status).not_in(_NOT_COUNTED))
+            .group_by(Message.to)
+        )
+        for number, count in session.exec(stmt):
+            counts[number] = count
+    return counts
+
+
+def user_count_since(session: Session, user: str, since: datetime) -> int:
+    """How many SMS a user has queued since ``since`` (for per-user daily limits)."""
+    stmt = (
+        select(func.count())
+        .select_from(Message)
+        .join(SendRequestRow, col(Message.request_id) == col(SendRequestRow.id))
+        .where(SendRequestRow.user == user)
+        .where(Message.created_at >= since)
+        .where(col(Message.status).not_in(_NOT_COUNTED))
+    )
+    return int(session.exec(stmt).one())
+
+
+# --- outbox ------------------------------------------------------------------------
+
+
+def claim_due(session: Session, owner: str, limit: int, lease: timedelta) -> list[Message]:
+    """Mark up to ``limit`` due messages as ``sending`` for ``owner`` and return them.
+
+    On PostgreSQL the inner select locks with SKIP LOCKED, so concurrent dispatchers
+    never claim the same row; on SQLite the single writer lock gives the same result.
+    """
+    now = utcnow()
+    due = (
+        select(Message.id)
+        .where(col(Message.status).in_((MessageStatus.QUEUED, MessageStatus.DEFERRED)))
+        .where(or_(col(Message.not_before).is_(None), col(Message.not_before) <= now))
+        .where(or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= now))
+        .order_by(col(Message.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Message)
+        .where(col(Message.id).in_(due.scalar_subquery()))
+        .values(
+            status=MessageStatus.SENDING,
+            lease_owner=owner,
+            lease_until=now + lease,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Message)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(session.exec(stmt).scalars())  # type: ignore[call-overload]
+    rows.sort(key=lambda m: m.id or 0)
+    return rows
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest waiting message becomes due (None when nothing waits)."""
+    waiting = col(Message.status).in_((MessageStatus.QUEUED, MessageStatus.DEFERRED))
+    stmt = select(
+        func.min(func.coalesce(Message.next_attempt_at, Message.not_before, Message.created_at))
+    ).where(waiting)
+    return session.exec(stmt).one()
+
+
+def mark_submitted(session: Session, results: Sequence[tuple[int, str | None]]) -> None:
+    """Record the gateway ids of messages the gateway accepted."""
+    now = utcnow()
+    for message_id, gateway_id in results:
+        session.execute(
+            update(Message)
+            .where(col(Message.id) == message_id)
+            .where(col(Message.status) == MessageStatus.SENDING)
+            .values(
+                status=MessageStatus.SUBMITTED,
+                gateway_id=gateway_id,
+                submitted_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+
+def mark_retry(session: Session, message_id: int, when: datetime, reason: str) -> None:
+    now = utcnow()
+    session.execute(
+        update(Message)
+        .where(col(Message.id) == message_id)
+        .values(
+            status=MessageStatus.QUEUED,
+            next_attempt_at=when,
+            reason=reason,
+            updated_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+
+
+def mark_failed(session: Session, message_id: int, reason: str) -> None:
+    now = utcnow()
+    session.execute(
+        update(Message)
+        .where(col(Message.id) == message_id)
+        .values(
+            status=MessageStatus.FAILED,
+            reason=reason,
+            updated_at=now,
+            final_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+
+
+def release_claims(session: Session, owner: str, message_ids: Sequence[int]) -> None:
+    """Give back claimed messages that were never handed to the gateway."""
+    if not message_ids:
+        return
+    session.execute(
+        update(Message)
+        .where(col(Message.id).in_(list(message_ids)))
+        .where(col(Message.lease_owner) == owner)
+        .where(col(Message.status) == MessageStatus.SENDING)
+        .values(
+            status=MessageStatus.QUEUED,
+            attempts=Message.attempts - 1,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=utcnow(),
+        )
+    )
+
+
+def recover_stale(session: Session) -> int:
+    """Claims whose lease ran out: their gateway call may have happened, so they are
+    parked as ``uncertain`` rather than sent a second time. Returns how many."""
+    now = utcnow()
+    result = session.execute(
+        update(Message)
+        .where(col(Message.status) == MessageStatus.SENDING)
+        .where(col(Message.lease_until) < now)
+        .values(
+            status=MessageStatus.UNCERTAIN,
+            reason="the dispatcher stopped during the gateway call; not resent to avoid a "
+            "duplicate (a delivery report will settle it)",
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def mark_late(session: Session, older_than: datetime) -> int:
+    """Submitted messages with no final report since ``older_than`` become ``late``."""
+    now = utcnow()
+    result = session.execute(
+        update(Message)
+        .where(col(Message.status).in_((MessageStatus.SUBMITTED, MessageStatus.PENDING)))
+        .where(col(Message.submitted_at) < older_than)
+        .values(status=MessageStatus.LATE, reason="no delivery report after 48 h", updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class DlrUpdate:
+    """A delivery report, already mapped to one of our statuses."""
+
+    status: MessageStatus
+    code: str
+    detail: str | None = None
+
+
+#: Statuses a DLR may move a message out of (a late DLR still settles it).
+_DLR_OPEN = (
+    MessageStatus.SENDING,
+    MessageStatus.UNCERTAIN,
+    MessageStatus.SUBMITTED,
+    MessageStatus.PENDING,
+    MessageStatus.LATE,
+)
+
+
+def apply_dlr(
+    session: Session,
+    dlr: DlrUpdate,
+    *,
+    message_id: int | None = None,
+    gateway_id: str | None = None,
+) -> Message | None:
+    """Store a DLR and move its message on; returns the message, None when unknown."""
+    message: Message | None = None
+    if message_id is not None:
+        message = session.get(Message, message_id)
+    elif gateway_id:
+        message = session.exec(select(Message).where(Message.gateway_id == gateway_id)).first()
+    session.add(
+        DeliveryReport(
+            message_id=message.id if message else message_id,
+            gateway_id=gateway_id,
+            code=dlr.code,
+            status=dlr.status,
+            detail=dlr.detail,
+        )
+    )
+    if message is None or message.status not in _DLR_OPEN:
+        return message
+    now = utcnow()
+    message.status = dlr.status
+    message.updated_at = now
+    if message.submitted_at is None:
+        message.submitted_at = now
+    if dlr.status in FINAL_STATUSES_DLR:
+        message.final_at = now
+        message.lease_owner = None
+        message.lease_until = None
+        if dlr.status != MessageStatus.DELIVERED:
+            message.reason = dlr.detail or message.reason
+    session.add(message)
+    return message
+
+
+FINAL_STATUSES_DLR = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.EXPIRED)
+
+
+def status_counts(session: Session, request_id: int | None = None) -> dict[str, int]:
+    stmt = select(Message.status, func.count()).group_by(Message.status)
+    if request_id is not None:
+        stmt = stmt.where(Message.request_id == request_id)
+    return {status: count for status, count in session.exec(stmt)}
+
+
+# --- opt-outs ----------------------------------------------------------------------
+
+
+def opted_out(session: Session, numbers: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(numbers)):
+        found.update(session.exec(select(OptOut.number).where(col(OptOut.number).in_(chunk))))
+    return found
+
+
+def add_optout(session: Session, number: str, source: str, by: str | None) -> bool:
+    """Put a number on the opt-out list; False when it already was."""
+    if session.get(OptOut, number) is not None:
+        return False
+    session.add(OptOut(number=number, source=source, by=by))
+    session.add(OptOutEvent(number=number, action="add", source=source, by=by))
+    return True
+
+
+def remove_optout(session: Session, number: str, source: str, by: str | None) -> bool:
+    row = session.get(OptOut, number)
+    if row is None:
+        return False
+    session.delete(row)
+    session.add(OptOutEvent(number=number, action="remove", source=source, by=by))
+    return True
+
+
+def list_optouts(session: Session) -> list[OptOut]:
+    return list(session.exec(select(OptOut).order_by(col(OptOut.number))))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from store import models  # noqa: F401  (registers the tables)
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -50,3 +52,42 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+class Database:
+    """The engine plus the threads that run its blocking calls for asyncio code.
+
+    SQLite gets one worker thread: it allows one writer at a time anyway, and one
+    thread keeps ``database is locked`` out of the picture. PostgreSQL gets several.
+    """
+
+    def __init__(self, url: str, *, create: bool = True, workers: int | None = None):
+        import concurrent.futures
+
+        self.url = url
+        self.engine = make_engine(url, create=create)
+        if workers is None:
+            workers = 1 if is_sqlite(self.engine) else 4
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="db"
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.engine)
+
+    def run_sync(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one transaction, in the calling thread."""
+        with session_scope(self.engine) as session:
+            return fn(session)
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one transaction on a database thread."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, fn)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

@@ -133,7 +133,8 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         place = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+        where = f" {self.where}:" if self.where else ""
+        return f"{place}:{where} {self.message}"
 
 
 class ConfigError(Exception):

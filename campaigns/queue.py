@@ -1,0 +1,97 @@
+"""Plan a request against the database and, unless it is a dry run, queue its messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
+from campaigns.request import SendRequest
+from sms.config import ComplianceConfig
+from store import queries
+from store.models import Message, SendRequestRow
+
+
+def start_of_day(now: datetime, timezone: str) -> datetime:
+    """Midnight of ``now``'s day in the given zone, as aware UTC."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(UTC)
+
+
+def prepare(
+    session: Session,
+    request: SendRequest,
+    *,
+    policy: UserPolicy,
+    compliance: ComplianceConfig,
+    shortcode: str,
+    now: datetime | None = None,
+) -> Plan:
+    """Fetch what planning needs and plan; writes nothing."""
+    now = now or datetime.now(UTC)
+    numbers = numbers_of(request, policy, compliance)
+    since = start_of_day(now, compliance.timezone)
+    lookups = Lookups(
+        opted_out=queries.opted_out(session, numbers),
+        sent_today=queries.counts_since(session, numbers, since),
+        user_sent_today=queries.user_count_since(session, policy.email, since),
+    )
+    return plan_send(
+        request, policy=policy, compliance=compliance, shortcode=shortcode, lookups=lookups,
+        now=now,
+    )
+
+
+def commit_plan(session: Session, plan: Plan) -> int:
+    """Write the request and one message row per recipient; returns the request id.
+
+    A refused plan is recorded too (status ``refused``), so nothing is ever dropped
+    without a trace.
+    """
+    request = plan.request
+    row = SendRequestRow(
+        user=request.user,
+        source=request.source,
+        email_message_id=request.email_message_id,
+        subject=request.subject[:998],
+        text=request.text,
+        category=plan.category,
+        sender=plan.sender,
+        not_before=plan.not_before,
+        test=request.test,
+        status="refused" if plan.refused else "accepted",
+        reason=plan.refused,
+    )
+    messages = [] if plan.refused else [
+        Message(
+            to=m.to,
+            sender=m.sender,
+            text=m.text,
+            encoding=m.encoding,
+            segments=m.segments,
+            status=m.status,
+            reason=m.reason,
+            not_before=m.not_before,
+        )
+        for m in plan.messages
+    ]
+    return queries.add_request(session, row, messages)
+
+
+def queue_request(
+    session: Session,
+    request: SendRequest,
+    *,
+    policy: UserPolicy,
+    compliance: ComplianceConfig,
+    shortcode: str,
+    now: datetime | None = None,
+) -> tuple[Plan, int]:
+    """Plan and queue in the caller's transaction: the plan and the request id."""
+    plan = prepare(
+        session, request, policy=policy, compliance=compliance, shortcode=shortcode, now=now
+    )
+    return plan, commit_plan(session, plan)

@@ -1,0 +1,204 @@
+"""The ``mail2sms`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from campaigns.plan import Plan
+from campaigns.request import SendRequest
+from mail2sms.config import Config, ConfigError, load_config
+from mail2sms.parse import ParseError, parse_email
+
+app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_is_help=True,
+                  add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.",
+                                         envvar="MAIL2SMS_CONFIG")]
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _logging(config: Config) -> None:
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run the server: SMTP intake, HTTP API, dispatcher, in one process."""
+    from mail2sms.serve import serve as run_server
+
+    cfg = _load(config)
+    _logging(cfg)
+    asyncio.run(run_server(cfg))
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the configuration (and rules); errors are given with file:line."""
+    from mail2sms.checks import check_all
+
+    cfg = _load(config)
+    problems = check_all(cfg, config)
+    for problem in problems:
+        err.print(f"[red]error[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"{config}: OK ({len(cfg.users)} user(s), gateway {cfg.gateway.driver}, "
+                  f"database {cfg.database.url.split('@')[-1]})", highlight=False)
+
+
+@app.command("hash-password")
+def hash_password(
+    password: Annotated[str | None, typer.Option(help="Read from a prompt when omitted.")]
+    = None,
+) -> None:
+    """Print an argon2 hash for a user's ``password_hash``."""
+    from mail2sms.auth import hash_password as make_hash
+
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                err.print("the two passwords differ")
+                raise typer.Exit(1)
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        err.print("empty password")
+        raise typer.Exit(1)
+    print(make_hash(password))
+
+
+def _parse_at(value: str, timezone: str) -> datetime:
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=ZoneInfo(timezone))
+        except ValueError:
+            continue
+    err.print(f"--at {value!r} is not a date: expected 'YYYY-MM-DD HH:MM'")
+    raise typer.Exit(2)
+
+
+def plan_rows(plan: Plan) -> list[dict]:
+    rows = []
+    for m in plan.messages:
+        row = {"number": m.to, "status": str(m.status), "reason": m.reason,
+               "encoding": m.encoding, "segments": m.segments, "text": m.text}
+        if m.not_before is not None:
+            row["not_before"] = m.not_before.isoformat()
+        rows.append(row)
+    return rows
+
+
+def _show(plan: Plan, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(plan_rows(plan), ensure_ascii=False, indent=2))
+        return
+    if plan.refused:
+        console.print(f"[red]refused:[/red] {plan.refused}", highlight=False)
+    table = Table("number", "status", "reason", "encoding", "segments", "text")
+    for row in plan_rows(plan):
+        status = row["status"] + (f" until {row['not_before']}" if "not_before" in row else "")
+        table.add_row(row["number"], status, row["reason"] or "", row["encoding"],
+                      str(row["segments"]), row["text"])
+    console.print(table)
+    for notice in plan.notices:
+        console.print(f"note: {notice}", highlight=False)
+
+
+@app.command()
+def send(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Number or #Group; repeatable.")]
+    = None,
+    text: Annotated[str | None, typer.Option(help="The SMS text.")] = None,
+    marketing: Annotated[bool, typer.Option("--marketing", help="A marketing SMS.")] = False,
+    sender: Annotated[str | None, typer.Option("--from", help="Sender ID.")] = None,
+    at: Annotated[str | None, typer.Option(help="Send at 'YYYY-MM-DD HH:MM' (config zone).")]
+    = None,
+    test: Annotated[bool, typer.Option("--test", help="Only to your own test number.")] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="Send as this user.")] = None,
+    eml: Annotated[Path | None, typer.Option(help="Process a saved email as if its From "
+                                                  "user had sent it.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Send an SMS (or show what an email would do with --eml --dry-run)."""
+    cfg = _load(config)
+    if eml is not None:
+        try:
+            request = parse_email(eml.read_bytes(), user=as_user, domains=cfg.smtp.domains,
+                                  timezone=cfg.compliance.timezone, source="cli")
+        except ParseError as exc:
+            err.print(f"[red]refused ({exc.code}):[/red] {exc.message}", highlight=False)
+            raise typer.Exit(1) from exc
+        except OSError as exc:
+            err.print(f"cannot read {eml}: {exc}")
+            raise typer.Exit(2) from exc
+    else:
+        if not as_user:
+            if len(cfg.users) != 1:
+                err.print("--as USER is needed (the config has more than one user)")
+                raise typer.Exit(2)
+            as_user = cfg.users[0].email
+        if not text:
+            err.print("--text is needed (or --eml FILE)")
+            raise typer.Exit(2)
+        targets = to or []
+        request = SendRequest(
+            user=as_user.lower(), text=text,
+            recipients=[t for t in targets if not t.startswith("#")],
+            groups=[t[1:] for t in targets if t.startswith("#")],
+            category="marketing" if marketing else None, sender=sender,
+            at=_parse_at(at, cfg.compliance.timezone) if at else None, test=test, source="cli",
+        )
+    exit_code = asyncio.run(_send(cfg, request, dry_run=dry_run, as_json=as_json))
+    raise typer.Exit(exit_code)
+
+
+async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bool) -> int:
+    from mail2sms.service import Service, UnknownUser
+    from store.db import Database
+
+    db = Database(cfg.database.url)
+    try:
+        service = Service(cfg, db)
+        try:
+            if dry_run:
+                plan = await service.preview(request)
+            else:
+                plan = (await service.submit(request, report=False)).plan
+        except UnknownUser as exc:
+            err.print(f"[red]refused:[/red] {exc}", highlight=False)
+            return 1
+        _show(plan, as_json)
+        return 1 if plan.refused else 0
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,91 @@
+"""``mail2sms serve``: SMTP intake, HTTP API, outbox dispatcher and sweeper in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+from gateway.mailer import Mailer
+from gateway.outbox import Outbox
+from gateway.sweeper import run_sweeper
+
+from gateway.drivers import make_driver
+from mail2sms.api import create_app
+from mail2sms.config import Config, split_host_port
+from mail2sms.service import Service
+from mail2sms.smtp import start_smtp
+from store.db import Database
+
+log = logging.getLogger("mail2sms")
+
+
+def dlr_url_template(config: Config) -> str:
+    """Our DLR webhook as the gateway must call it; ``{id}`` is our message id."""
+    token = config.http.webhook_token
+    if config.gateway.driver == "kannel":
+        return (f"{config.dlr_base_url}/webhooks/kannel/dlr?token={token}&id={{id}}"
+                "&status=%d&answer=%A&ts=%T")
+    return f"{config.dlr_base_url}/webhooks/dlr?token={token}&id={{id}}"
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    db = Database(config.database.url)
+    driver = make_driver(config.gateway, dlr_url_template=dlr_url_template(config))
+    outbox = Outbox(
+        db, driver, rate_per_second=config.gateway.rate_per_second,
+        concurrency=config.gateway.concurrency, max_attempts=config.gateway.max_attempts,
+    )
+    mailer = Mailer(config.mail_out)
+    service = Service(config, db, mailer=mailer, wake=outbox.wake)
+
+    smtp_host, smtp_port = split_host_port(config.smtp.listen)
+    smtp_server = await start_smtp(config, service, smtp_host, smtp_port)
+    http_host, http_port = split_host_port(config.http.listen)
+    api = uvicorn.Server(uvicorn.Config(
+        create_app(config, db), host=http_host, port=http_port, log_level="warning",
+        access_log=False, lifespan="off",
+    ))
+    api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    tasks = [
+        asyncio.create_task(outbox.run(stop), name="outbox"),
+        asyncio.create_task(run_sweeper(db, stop), name="sweeper"),
+        asyncio.create_task(api.serve(), name="http"),
+    ]
+    # uvicorn binds inside serve(); wait for it so "ready" means every port answers.
+    for _ in range(200):
+        if api.started or any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.025)
+    failed = [t for t in tasks if t.done() and t.exception()]
+    if failed:
+        stop.set()
+        smtp_server.close()
+        raise RuntimeError(f"could not start: {failed[0].exception()}")
+    log.info("mail2sms serving: SMTP %s, HTTP %s, gateway %s, database %s",
+             config.smtp.listen, config.http.listen, config.gateway.driver,
+             config.database.url.split("@")[-1])
+    if ready is not None:
+        ready.set()
+    print(f"mail2sms ready: SMTP on {config.smtp.listen}, HTTP on {config.http.listen}",
+          flush=True)
+
+    await stop.wait()
+    log.info("stopping")
+    smtp_server.close()
+    await smtp_server.wait_closed()
+    api.should_exit = True
+    await asyncio.wait(tasks, timeout=config.gateway.timeout + 5)
+    await service.aclose()
+    await driver.aclose()
+    db.close()

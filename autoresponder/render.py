@@ -34,10 +34,10 @@ class _SmsSandbox(SandboxedEnvironment):
             if isinstance(right, int) and abs(right) > 64:
                 raise SecurityError("exponent too large")
             return operator.pow(left, right)
-        if isinstance(left, str | list) and isinstance(right, int) and len(left) * right > MAX_OUTPUT:
-            raise SecurityError("repetition too large")
-        if isinstance(right, str | list) and isinstance(left, int) and len(right) * left > MAX_OUTPUT:
-            raise SecurityError("repetition too large")
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, str | list) and isinstance(times, int):
+                if len(seq) * times > MAX_OUTPUT:
+                    raise SecurityError("repetition too large")
         return operator.mul(left, right)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, col, select
 
 from store.models import (
@@ -331,3 +331,81 @@ def remove_optout(session: Session, number: str, source: str, by: str | None) ->
 
 def list_optouts(session: Session) -> list[OptOut]:
     return list(session.exec(select(OptOut).order_by(col(OptOut.number))))
+
+
+# --- outbox results, many per transaction ------------------------------------------
+
+#: Statuses a gateway answer may settle: still claimed, or parked by ``recover_stale``
+#: after the lease ran out while the answer was on its way.
+_IN_HAND = (MessageStatus.SENDING, MessageStatus.UNCERTAIN)
+
+
+def record_submissions(session: Session, results: Sequence[tuple[int, str | None]]) -> None:
+    """Record the gateway ids of accepted messages, one statement for the whole batch.
+
+    A delivery report can beat this write (Kannel sends ``8`` at once): the message
+    then keeps the report's status and only gains the gateway id.
+    """
+    if not results:
+        return
+    table = Message.__table__  # type: ignore[attr-defined]
+    in_hand = table.c.status.in_(_IN_HAND)
+    now = utcnow()
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("mid"))
+        .values(
+            status=case((in_hand, MessageStatus.SUBMITTED.value), else_=table.c.status),
+            reason=case((in_hand, None), else_=table.c.reason),
+            gateway_id=func.coalesce(bindparam("gid"), table.c.gateway_id),
+            submitted_at=func.coalesce(table.c.submitted_at, now),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        ),
+        [{"mid": mid, "gid": gid} for mid, gid in results],
+    )
+
+
+def record_retries(session: Session, retries: Sequence[tuple[int, datetime, str]]) -> None:
+    """Queue messages again after a transient failure: (id, next attempt, reason)."""
+    if not retries:
+        return
+    table = Message.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("mid"))
+        .where(table.c.status.in_(_IN_HAND))
+        .values(
+            status=MessageStatus.QUEUED.value,
+            next_attempt_at=bindparam("when"),
+            reason=bindparam("why"),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        ),
+        [{"mid": mid, "when": when, "why": why} for mid, when, why in retries],
+    )
+
+
+def record_failures(session: Session, failures: Sequence[tuple[int, str]]) -> None:
+    """Mark messages failed for good: (id, reason)."""
+    if not failures:
+        return
+    table = Message.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("mid"))
+        .where(table.c.status.in_(_IN_HAND))
+        .values(
+            status=MessageStatus.FAILED.value,
+            reason=bindparam("why"),
+            final_at=now,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        ),
+        [{"mid": mid, "why": why} for mid, why in failures],
+    )

@@ -1,0 +1,95 @@
+"""Outgoing mail (replies, reports) through the relay in ``mail_out``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from gateway.config import MailOutConfig
+
+log = logging.getLogger(__name__)
+
+#: Failures worth one more try: reaching the relay, not its answer to our mail (a read
+#: timeout after DATA is not retried: the relay may have queued the message already).
+_TRANSIENT = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPConnectTimeoutError,
+    aiosmtplib.SMTPServerDisconnected,
+    ConnectionError,
+)
+
+
+class MailError(Exception):
+    """The relay could not take a message; the text says why."""
+
+
+def _split_relay(relay: str) -> tuple[str, int]:
+    host, sep, port = relay.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"mail_out.relay must be host:port, got {relay!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Mailer:
+    """Sends one message per connection: low volume, and nothing to keep alive."""
+
+    def __init__(
+        self,
+        cfg: MailOutConfig,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.cfg = cfg
+        self.host, self.port = _split_relay(cfg.relay)
+        self.tls_context = tls_context
+        self.retry_delay = retry_delay
+
+    async def send(self, message: EmailMessage, recipients: list[str] | None = None) -> None:
+        """Hand ``message`` to the relay (recipients from its headers unless given).
+
+        The envelope sender is ``mail_out.from`` so bounces come to us; a missing
+        ``From`` header gets the same address. Raises MailError.
+        """
+        if message["From"] is None:
+            message["From"] = self.cfg.from_
+        for attempt in (1, 2):
+            try:
+                await aiosmtplib.send(
+                    message,
+                    sender=self.cfg.from_,
+                    recipients=recipients,
+                    hostname=self.host,
+                    port=self.port,
+                    username=self.cfg.username,
+                    password=self.cfg.password,
+                    # False rather than None: aiosmtplib would otherwise upgrade whenever
+                    # the relay offers it, and fail on a relay's self-signed certificate.
+                    start_tls=self.cfg.starttls,
+                    tls_context=self.tls_context,
+                    timeout=self.cfg.timeout,
+                )
+                return
+            except _TRANSIENT as exc:
+                if attempt == 2:
+                    raise MailError(f"mail relay {self.cfg.relay} unreachable: {exc}") from exc
+                log.info("mailer: %s; trying again in %.0f s", exc, self.retry_delay)
+                await asyncio.sleep(self.retry_delay)
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                raise MailError(
+                    f"mail relay {self.cfg.relay} refused the login of "
+                    f"{self.cfg.username!r}: {exc.code} {exc.message}"
+                ) from exc
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                refused = ", ".join(f"{e.recipient} ({e.code} {e.message})" for e in exc.recipients)
+                raise MailError(f"mail relay {self.cfg.relay} refused {refused}") from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                raise MailError(
+                    f"mail relay {self.cfg.relay} said {exc.code} {exc.message}"
+                ) from exc
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+                raise MailError(f"mail relay {self.cfg.relay}: {exc}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, col, select
@@ -335,9 +336,16 @@ def list_optouts(session: Session) -> list[OptOut]:
 
 # --- outbox results, many per transaction ------------------------------------------
 
-#: Statuses a gateway answer may settle: still claimed, or parked by ``recover_stale``
-#: after the lease ran out while the answer was on its way.
-_IN_HAND = (MessageStatus.SENDING, MessageStatus.UNCERTAIN)
+
+
+def _in_hand(table: Any) -> Any:
+    """Statuses a gateway answer may settle: still claimed, or parked by
+    ``recover_stale`` after the lease ran out while the answer was on its way."""
+    # Two comparisons rather than IN: an expanding IN cannot be used with executemany.
+    return or_(
+        table.c.status == MessageStatus.SENDING.value,
+        table.c.status == MessageStatus.UNCERTAIN.value,
+    )
 
 
 def record_submissions(session: Session, results: Sequence[tuple[int, str | None]]) -> None:
@@ -349,7 +357,7 @@ def record_submissions(session: Session, results: Sequence[tuple[int, str | None
     if not results:
         return
     table = Message.__table__  # type: ignore[attr-defined]
-    in_hand = table.c.status.in_(_IN_HAND)
+    in_hand = _in_hand(table)
     now = utcnow()
     session.connection().execute(
         update(table)
@@ -376,7 +384,7 @@ def record_retries(session: Session, retries: Sequence[tuple[int, datetime, str]
     session.connection().execute(
         update(table)
         .where(table.c.id == bindparam("mid"))
-        .where(table.c.status.in_(_IN_HAND))
+        .where(_in_hand(table))
         .values(
             status=MessageStatus.QUEUED.value,
             next_attempt_at=bindparam("when"),
@@ -398,7 +406,7 @@ def record_failures(session: Session, failures: Sequence[tuple[int, str]]) -> No
     session.connection().execute(
         update(table)
         .where(table.c.id == bindparam("mid"))
-        .where(table.c.status.in_(_IN_HAND))
+        .where(_in_hand(table))
         .values(
             status=MessageStatus.FAILED.value,
             reason=bindparam("why"),

@@ -429,6 +429,78 @@ def test_mark_late_after_48_hours(engine: Engine) -> None:
     assert load(engine, delivered_old).status == MessageStatus.DELIVERED
 
 
+# --- outbox: batched results ----------------------------------------------------------
+
+
+def test_record_submissions_settles_claimed_and_parked_rows(engine: Engine) -> None:
+    sending, parked, queued = add(engine, Message(to=A), Message(to=B), Message(to=C))
+    claim(engine, "d1", limit=1)
+    claim(engine, "dead", limit=1, lease=timedelta(seconds=-1))
+    with session_scope(engine) as session:
+        assert queries.recover_stale(session) == 1
+    with session_scope(engine) as session:
+        queries.record_submissions(session, [])
+        queries.record_submissions(session, [(sending, "gw-1"), (parked, "gw-2")])
+    for mid, gid in ((sending, "gw-1"), (parked, "gw-2")):
+        m = load(engine, mid)
+        assert (m.status, m.gateway_id, m.reason) == (MessageStatus.SUBMITTED, gid, None)
+        assert (m.lease_owner, m.lease_until) == (None, None)
+        assert m.submitted_at is not None and m.submitted_at.utcoffset() == timedelta(0)
+    assert load(engine, queued).status == MessageStatus.QUEUED
+
+
+@pytest.mark.parametrize("early", [MessageStatus.SUBMITTED, MessageStatus.DELIVERED])
+def test_record_submissions_after_an_early_dlr_keeps_its_status(
+    engine: Engine, early: MessageStatus
+) -> None:
+    # Kannel reports 8 (and sometimes the final state) before the dispatcher writes
+    [mid] = add(engine, Message(to=A))
+    claim(engine, "d1")
+    with session_scope(engine) as session:
+        code = "8" if early == MessageStatus.SUBMITTED else "1"
+        queries.apply_dlr(session, queries.DlrUpdate(early, code), message_id=mid)
+    with session_scope(engine) as session:
+        queries.record_submissions(session, [(mid, "gw-9")])
+    m = load(engine, mid)
+    assert (m.status, m.gateway_id, m.lease_owner, m.lease_until) == (early, "gw-9", None, None)
+    with session_scope(engine) as session:
+        queries.record_submissions(session, [(mid, None)])  # no id: keep the known one
+    assert load(engine, mid).gateway_id == "gw-9"
+
+
+def test_record_retries_requeues_only_rows_in_hand(engine: Engine) -> None:
+    retried, delivered = add(engine, Message(to=A), submitted(B))
+    claim(engine, "d1")
+    when = (utcnow() + timedelta(minutes=2)).astimezone(timezone(timedelta(hours=-3)))
+    with session_scope(engine) as session:
+        queries.record_retries(session, [])
+        queries.record_retries(session, [(retried, when, "503"), (delivered, when, "503")])
+    m = load(engine, retried)
+    assert (m.status, m.reason, m.lease_owner, m.attempts) == ("queued", "503", None, 1)
+    assert m.next_attempt_at == when and m.next_attempt_at is not None
+    assert m.next_attempt_at.utcoffset() == timedelta(0)
+    assert claim(engine, "d2") == []  # not due for two minutes
+    assert load(engine, delivered).status == MessageStatus.SUBMITTED
+    with session_scope(engine) as session:
+        assert queries.next_due_at(session) == when
+
+
+def test_record_failures_only_touch_rows_in_hand(engine: Engine) -> None:
+    failing, delivered = add(engine, Message(to=A), Message(to=B))
+    claim(engine, "d1")
+    with session_scope(engine) as session:
+        queries.apply_dlr(
+            session, queries.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=delivered
+        )
+    with session_scope(engine) as session:
+        queries.record_failures(session, [])
+        queries.record_failures(session, [(failing, "invalid number"), (delivered, "late 400")])
+    m = load(engine, failing)
+    assert (m.status, m.reason, m.lease_owner) == ("failed", "invalid number", None)
+    assert m.final_at is not None and m.final_at.utcoffset() == timedelta(0)
+    assert load(engine, delivered).status == MessageStatus.DELIVERED
+
+
 # --- delivery reports ----------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ class BodyError(ValueError):
 MAX_DEPTH = 32
 
 # Labels that clients write while sending windows-1252 or UTF-8 anyway.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii"}
 
 
@@ -83,7 +84,43 @@ def _is_attachment(part: Message) -> bool:
 
 
 def _part_text(part: Message) -> str:
-    return decode_bytes(_payload_bytes(part), part.get_content_charset())
+    text = without_controls(decode_bytes(_payload_bytes(part), part.get_content_charset()))
+    if part.get_content_type() == "text/plain" and _param(part, "format") == "flowed":
+        text = unflow(text, delsp=_param(part, "delsp") == "yes")
+    return text
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters (NUL breaks databases, ESC terminals)."""
+    return _CONTROLS.sub(" ", text)
+
+
+def _param(part: Message, name: str) -> str:
+    value = part.get_param(name)
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """Join the soft line breaks of format=flowed text (RFC 3676)."""
+    out: list[str] = []
+    pending, pending_depth = "", 0
+    for raw_line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(raw_line) - len(raw_line.lstrip(">"))
+        quote, line = raw_line[:depth], raw_line[depth:]
+        if line.startswith(" "):
+            line = line[1:]  # space-stuffing
+        if pending and depth != pending_depth:
+            out.append(pending)  # a paragraph never flows into another quote depth
+            pending = ""
+        start = pending or quote + (" " if depth and line else "")
+        if line.endswith(" ") and line != "-- ":
+            pending, pending_depth = start + (line[:-1] if delsp else line), depth
+            continue
+        out.append(start + line)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return "\n".join(out)
 
 
 def _payload_bytes(part: Message) -> bytes:

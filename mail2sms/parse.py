@@ -18,7 +18,7 @@ from email.utils import getaddresses, parseaddr
 from zoneinfo import ZoneInfo
 
 from campaigns.request import SendRequest
-from mail2sms.body import BodyError, decode_bytes, extract_text
+from mail2sms.body import BodyError, decode_bytes, extract_text, without_controls
 
 
 class ParseError(Exception):
@@ -88,7 +88,7 @@ def _parse(
 ) -> SendRequest:
     msg = _read_message(raw)
     sender_address = user if user is not None else _from_address(msg)
-    subject = _decoded_header(msg, "Subject")
+    subject = without_controls(_decoded_header(msg, "Subject")).strip()
     request = SendRequest(
         user=sender_address,
         text="",

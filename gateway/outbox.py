@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from gateway.drivers.base import Driver, OutgoingSms, PermanentError, TransientError
+from sms.phones import mask
 from store import queries
 from store.db import Database
 from store.models import Message, MessageStatus, utcnow
@@ -39,26 +40,6 @@ _FLUSH_SIZE = 250  # results that trigger a commit at once
 _MAX_CLAIM = 200  # rows per claim
 _IDLE_POLL = 1.0  # the longest sleep when nothing is due
 _RETRY_AFTER_CAP = 86400.0  # a provider's Retry-After beyond a day is a provider bug
-
-
-try:  # the shared helper, when present
-    from sms.phones import mask as _mask  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the tree
-
-    def _mask(number: str) -> str:
-        """'+33612345678' -> '+33*******78': enough to tell numbers apart in logs."""
-        import phonenumbers
-
-        digits = number.lstrip("+")
-        try:
-            country = str(phonenumbers.parse(number, None).country_code)
-        except phonenumbers.NumberParseException:
-            country = ""
-        if not number.startswith("+") or not digits.startswith(country):
-            country = ""
-        middle = digits[len(country) : -2] if len(digits) > 2 else ""
-        tail = digits[-2:] if len(digits) > 2 else ""
-        return ("+" if country else "") + country + "*" * len(middle) + tail
 
 
 class RateLimiter:
@@ -156,7 +137,7 @@ class Outbox:
         self.submitted_count = 0
         self._limiter = RateLimiter(rate_per_second)
         # Several small claims per second: few rows wait in our hands, none near its lease.
-        self._claim_size = max(1, min(_MAX_CLAIM, math.ceil(rate_per_second / 4), concurrency * 2))
+        self._claim_size = max(1, min(_MAX_CLAIM, math.ceil(rate_per_second / 4), concurrency * 4))
         self._inflight: set[asyncio.Task[None]] = set()
         self._callbacks: set[asyncio.Task[None]] = set()
         self._results = _Results()
@@ -227,7 +208,12 @@ class Outbox:
     # --- dispatching -----------------------------------------------------------------
 
     async def _recover(self) -> None:
-        stale = await self.db.run(queries.recover_stale)
+        try:
+            stale = await self.db.run(queries.recover_stale)
+        except Exception:
+            # Not fatal: stale rows stay ``sending`` (never resent) until the next start.
+            log.exception("outbox: could not check for interrupted calls")
+            return
         if stale:
             log.warning(
                 "outbox: %d message(s) were mid-call when a dispatcher stopped; marked "
@@ -298,7 +284,10 @@ class Outbox:
             log.exception("outbox: driver %s raised on message %s", self.driver.name, message.id)
             self._retry_or_fail(message, f"driver error: {type(exc).__name__}: {exc}", None)
         else:
-            log.debug("outbox: message %s to %s submitted as %s", sms.id, _mask(sms.to), gateway_id)
+            if log.isEnabledFor(logging.DEBUG):  # masking costs more than the log line
+                log.debug(
+                    "outbox: message %s to %s submitted as %s", sms.id, mask(sms.to), gateway_id
+                )
             self._add(lambda r: r.submitted.append((sms.id, gateway_id)))
 
     def _retry_or_fail(self, message: Message, reason: str, retry_after: float | None) -> None:
@@ -313,7 +302,7 @@ class Outbox:
         log.info(
             "outbox: message %s to %s: %s; try %d in %.1f s",
             message.id,
-            _mask(message.to),
+            mask(message.to),
             reason,
             attempts + 1,
             delay,
@@ -329,7 +318,7 @@ class Outbox:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _fail(self, message: Message, reason: str) -> None:
-        log.warning("outbox: message %s to %s failed: %s", message.id, _mask(message.to), reason)
+        log.warning("outbox: message %s to %s failed: %s", message.id, mask(message.to), reason)
         self._add(lambda r: r.failures.append((message, reason)))
 
     # --- results -----------------------------------------------------------------------

@@ -60,6 +60,9 @@ def provider() -> Iterator[Provider]:
     state = Provider(port=free_port())
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real providers do
+        disable_nagle_algorithm = True  # headers and body go out as two writes
+
         def handle_any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             parts = urlsplit(self.path)

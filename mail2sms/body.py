@@ -10,10 +10,11 @@ import base64
 import binascii
 import codecs
 import re
+from collections.abc import Iterator
 from email.message import EmailMessage, Message
 
 from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import PreformattedString
+from bs4.element import PageElement, PreformattedString
 
 from mail2sms.quotes import CUT, strip_quotes
 
@@ -170,7 +171,7 @@ _HARD = "\x02"  # <br>: always a line break
 _PARA = "\x03"  # a paragraph with margins: a blank line
 _MARKERS = _SOFT + _HARD + _PARA + CUT
 
-_DROP_TAGS = ["head", "style", "script", "title", "meta", "link", "xml", "template", "noscript"]
+_DROP_TAGS = {"head", "style", "script", "title", "meta", "link", "xml", "template", "noscript"}
 _BLOCK_TAGS = {
     "address", "article", "aside", "dd", "div", "dl", "dt", "figure", "footer", "form",
     "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "pre",
@@ -202,27 +203,45 @@ def html_to_text(html: str) -> str:
     `<blockquote>` was, `CUT` where the quoted original begins.
     """
     html = html.translate(dict.fromkeys(map(ord, _MARKERS)))
-    soup = BeautifulSoup(html, "html.parser")
-    _drop_noise(soup)
-    _drop_by_attribute(soup)
-    _mark_blockquotes(soup)
-    _mark_cuts(soup)
-    _mark_blocks(soup)
-    return _fold(_strings(soup))
+    return _fold(_render(BeautifulSoup(html, "html.parser")))
 
 
-def _live(tags: list[Tag]) -> list[Tag]:
-    return [tag for tag in tags if not tag.decomposed]
+def _render(soup: BeautifulSoup) -> str:
+    """The strings of `soup` with block markers, in one pass (no recursion, no mutation)."""
+    out: list[str] = []
+    stack: list[tuple[Tag, Iterator[PageElement]]] = [(soup, iter(soup.contents))]
+    while stack:
+        tag, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            out.append(_block_marker(tag))
+        elif isinstance(child, NavigableString):
+            # Comments (Outlook's <!--[if gte mso 9]>), <![if …]>, doctypes are not text.
+            if not isinstance(child, PreformattedString):
+                out.append(str(child))
+        elif isinstance(child, Tag):
+            if _is_cut(child):
+                out.append(CUT)
+                break
+            if child.name == "br":
+                out.append(_HARD)
+            elif child.name == "blockquote":
+                out.append(f"{_HARD}>{_HARD}")
+            elif not _is_dropped(child):
+                out.append(_block_marker(child))
+                stack.append((child, iter(child.contents)))
+    return "".join(out)
 
 
-def _drop_noise(soup: BeautifulSoup) -> None:
-    # Conditional comments (<!--[if gte mso 9]>), <![if …]> and doctypes are preformatted.
-    for node in list(soup.descendants):
-        if isinstance(node, PreformattedString):
-            node.extract()
-    for tag in _live(soup.find_all(_DROP_TAGS)):
-        if not tag.decomposed:
-            tag.decompose()
+def _block_marker(tag: Tag) -> str:
+    if tag.name in ("td", "th"):
+        return " "
+    if tag.name in _PARA_TAGS and not _is_word_paragraph(tag):
+        return _PARA
+    if tag.name in _BLOCK_TAGS or tag.name == "p":
+        return _SOFT
+    return ""
 
 
 def _classes(tag: Tag) -> set[str]:
@@ -230,58 +249,23 @@ def _classes(tag: Tag) -> set[str]:
     return set(value.split() if isinstance(value, str) else value)
 
 
-def _drop_by_attribute(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        if _classes(tag) & _DROP_CLASSES or tag.get("id") in _DROP_IDS:
-            tag.decompose()
+def _is_dropped(tag: Tag) -> bool:
+    """Markup that is not text (styles, scripts) or not the author's (signatures, quotes)."""
+    return (
+        tag.name in _DROP_TAGS or bool(_classes(tag) & _DROP_CLASSES) or tag.get("id") in _DROP_IDS
+    )
 
 
-def _mark_blockquotes(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all("blockquote"):
-        if not tag.decomposed:
-            tag.replace_with(NavigableString(f"{_HARD}>{_HARD}"))
-            tag.decompose()
-
-
-def _mark_cuts(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        is_cut = tag.get("id") in _CUT_IDS or (
-            tag.name == "div" and _BORDER_TOP.search(str(tag.get("style") or ""))
-        )
-        if is_cut:
-            tag.replace_with(NavigableString(CUT))
-            tag.decompose()
-
-
-def _mark_blocks(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all(True):
-        if tag.name == "br":
-            tag.replace_with(NavigableString(_HARD))
-        elif tag.name == "td" or tag.name == "th":
-            tag.append(NavigableString(" "))
-        elif tag.name in _PARA_TAGS and not _is_word_paragraph(tag):
-            tag.insert(0, NavigableString(_PARA))
-            tag.append(NavigableString(_PARA))
-        elif tag.name in _BLOCK_TAGS or tag.name == "p":
-            tag.insert(0, NavigableString(_SOFT))
-            tag.append(NavigableString(_SOFT))
+def _is_cut(tag: Tag) -> bool:
+    """Where Outlook and web mails start the quoted original."""
+    return tag.get("id") in _CUT_IDS or (
+        tag.name == "div" and bool(_BORDER_TOP.search(str(tag.get("style") or "")))
+    )
 
 
 def _is_word_paragraph(tag: Tag) -> bool:
     # Outlook's <p class=MsoNormal> has no margins: one line each, blank lines are &nbsp;.
     return any(name.startswith("Mso") for name in _classes(tag))
-
-
-def _strings(soup: BeautifulSoup) -> str:
-    return "".join(
-        str(node)
-        for node in soup.descendants
-        if isinstance(node, NavigableString) and not isinstance(node, PreformattedString)
-    )
 
 
 _RUN = re.compile(f"[ {_SOFT}{_HARD}{_PARA}]*[{_SOFT}{_HARD}{_PARA}][ {_SOFT}{_HARD}{_PARA}]*")

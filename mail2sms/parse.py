@@ -199,7 +199,9 @@ def _numbers_from_addresses(addresses: list[str], domains: list[str]) -> list[st
 
 
 def _apply_subject(request: SendRequest, subject: str, timezone: str) -> None:
-    rest = _OPTION.sub(lambda match: _apply_option(request, match, timezone), subject)
+    # Prefixes go before options ("RE[2]:") and after them ("[EXT] RE:").
+    rest = _REPLY_PREFIX.sub("", subject)
+    rest = _OPTION.sub(lambda match: _apply_option(request, match, timezone), rest)
     rest = _REPLY_PREFIX.sub("", rest)
     for piece in re.split(r"[,;]", rest):
         _apply_piece(request, piece)

@@ -163,9 +163,7 @@ def test_line_breaks_from_br_p_div() -> None:
 
 
 def test_html_whitespace_is_folded() -> None:
-    assert html_text("<p>  Many \n\n  spaces\tand&nbsp;&nbsp;nbsp </p>") == (
-        "Many spaces and nbsp"
-    )
+    assert html_text("<p>  Many \n\n  spaces\tand&nbsp;&nbsp;nbsp </p>") == ("Many spaces and nbsp")
 
 
 def test_entities_and_inline_tags() -> None:
@@ -272,7 +270,7 @@ def test_outlook_corpus_html_part_gives_the_same_text_as_its_plain_part() -> Non
         "*From:* Bob <b@example.org>\n*Sent:* Monday\n*To:* Alice\n*Subject:* x\n\nOriginal",
         "________________________________\nDe : Bob\nEnvoyé : lundi\nÀ : Alice\nOriginal",
         "Begin forwarded message:\n\nFrom: Bob\nOriginal",
-        "26.06.2014, 14:41, \"Alexander L\" <abc@example.com>:\n> Original",
+        '26.06.2014, 14:41, "Alexander L" <abc@example.com>:\n> Original',
         "On Mon, Nov 23, 2026 at 6:02 PM Jo Lee <jo@example.org> wrote:\n\nUnmarked original",
     ],
 )

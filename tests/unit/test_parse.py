@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from campaigns.request import SendRequest
 from mail2sms.parse import MAX_WARNINGS, ParseError, parse_email
 
 DOMAINS = ["sms.example.com"]
@@ -25,8 +26,8 @@ def make(
     ).encode()
 
 
-def parse(subject: str, **kwargs: object):  # noqa: ANN201 - a SendRequest
-    return parse_email(make(subject), user=None, domains=DOMAINS, **kwargs)  # type: ignore[arg-type]
+def parse(subject: str, timezone: str = "Europe/Paris") -> SendRequest:
+    return parse_email(make(subject), user=None, domains=DOMAINS, timezone=timezone)
 
 
 def error(subject: str) -> ParseError:
@@ -97,9 +98,7 @@ def test_other_notations_of_one_number_are_not_merged_here() -> None:
 def test_words_are_warnings_not_errors() -> None:
     request = parse("Hello 0612345678")
     assert request.recipients == ["0612345678"]
-    assert request.warnings == [
-        'ignored "Hello" in the Subject: not a number, #Group or [option]'
-    ]
+    assert request.warnings == ['ignored "Hello" in the Subject: not a number, #Group or [option]']
 
 
 def test_consecutive_words_give_one_warning() -> None:
@@ -112,9 +111,7 @@ def test_consecutive_words_give_one_warning() -> None:
 def test_short_digit_run_is_a_warning() -> None:
     request = parse("0612345678 12 34")
     assert request.recipients == ["0612345678"]
-    assert request.warnings == [
-        'ignored "12 34" in the Subject: not a number, #Group or [option]'
-    ]
+    assert request.warnings == ['ignored "12 34" in the Subject: not a number, #Group or [option]']
 
 
 def test_warnings_are_capped() -> None:
@@ -219,9 +216,7 @@ def test_unknown_timezone_is_a_parse_error() -> None:
 # --- addresses -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "local", ["+33612345678", "0612345678", "0033612345678", "06.12.34.56.78"]
-)
+@pytest.mark.parametrize("local", ["+33612345678", "0612345678", "0033612345678", "06.12.34.56.78"])
 def test_number_in_to_local_part(local: str) -> None:
     raw = make(subject="", to=f"<{local}@SMS.Example.COM>")
     assert parse_email(raw, user=None, domains=DOMAINS).recipients == [local]

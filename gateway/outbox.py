@@ -141,6 +141,7 @@ class Outbox:
         self._inflight: set[asyncio.Task[None]] = set()
         self._callbacks: set[asyncio.Task[None]] = set()
         self._results = _Results()
+        self._unreleased: list[int] = []
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -160,9 +161,15 @@ class Outbox:
         flusher = asyncio.create_task(self._flush_loop())
         try:
             await self._recover()
+            recovered_at = time.monotonic()
             while not self._stopping.is_set():
                 self._wake.clear()  # before the claim, so a wake() during it is not lost
+                if time.monotonic() - recovered_at > self.lease.total_seconds():
+                    # Another dispatcher (PostgreSQL) may have died holding claims.
+                    await self._recover()
+                    recovered_at = time.monotonic()
                 try:
+                    await self._release()
                     if await self._claim_and_submit():
                         continue
                     delay = await self._seconds_to_next_due()
@@ -239,10 +246,19 @@ class Outbox:
             task = asyncio.create_task(self._submit(message))
             self._inflight.add(task)
             task.add_done_callback(self._call_done)
-        if unstarted:
-            await self.db.run(lambda s: queries.release_claims(s, owner, unstarted))
-            log.info("outbox: released %d claimed message(s) not started", len(unstarted))
+        self._unreleased.extend(unstarted)
+        await self._release()
         return len(batch)
+
+    async def _release(self) -> None:
+        """Give back claims never started; kept for the next try if the database fails,
+        since a claim left to its lease would end ``uncertain`` though never sent."""
+        if not self._unreleased:
+            return
+        owner, ids = self.owner, list(self._unreleased)
+        await self.db.run(lambda s: queries.release_claims(s, owner, ids))
+        del self._unreleased[: len(ids)]
+        log.info("outbox: released %d claimed message(s) not started", len(ids))
 
     async def _acquire_slot_and_token(self) -> bool:
         """Wait for a free call slot and a rate token; False when stopping first."""
@@ -276,7 +292,7 @@ class Outbox:
         try:
             gateway_id = await self.driver.submit(sms)
         except PermanentError as exc:
-            self._fail(message, f"{exc}")
+            self._fail(message, str(exc))
         except TransientError as exc:
             self._retry_or_fail(message, str(exc), getattr(exc, "retry_after", None))
         except Exception as exc:
@@ -397,6 +413,7 @@ class Outbox:
         await asyncio.gather(flusher, return_exceptions=True)
         for attempt in range(3):
             try:
+                await self._release()
                 await self._flush()
                 break
             except Exception:

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from gateway.dlr import from_generic, from_kannel, record_dlr
 from sqlmodel import select
 
+from gateway.dlr import from_generic, from_kannel, generic_ids, record_dlr
 from mail2sms.config import Config
 from store.db import Database
 
@@ -77,12 +77,8 @@ def create_app(config: Config, db: Database) -> FastAPI:
                 update = from_generic(item)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            message_id = item.get("id")
-            message = await record_dlr(
-                db, update,
-                message_id=int(message_id) if str(message_id or "").isdigit() else None,
-                gateway_id=item.get("gateway_id"),
-            )
+            message_id, gateway_id = generic_ids(item)
+            message = await record_dlr(db, update, message_id=message_id, gateway_id=gateway_id)
             results.append({"id": message.id if message else None,
                             "status": message.status if message else "unknown"})
         return JSONResponse({"results": results})

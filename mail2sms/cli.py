@@ -43,6 +43,8 @@ def _load(path: Path) -> Config:
 def _logging(config: Config) -> None:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosmtpd logs every SMTP command at INFO; that is debugging detail, not a log.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @app.command()

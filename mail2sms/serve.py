@@ -8,11 +8,11 @@ import logging
 import signal
 
 import uvicorn
+
+from gateway.drivers import make_driver
 from gateway.mailer import Mailer
 from gateway.outbox import Outbox
 from gateway.sweeper import run_sweeper
-
-from gateway.drivers import make_driver
 from mail2sms.api import create_app
 from mail2sms.config import Config, split_host_port
 from mail2sms.service import Service
@@ -44,6 +44,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     outbox = Outbox(
         db, driver, rate_per_second=config.gateway.rate_per_second,
         concurrency=config.gateway.concurrency, max_attempts=config.gateway.max_attempts,
+        default_sender=config.gateway.shortcode,
     )
     mailer = Mailer(config.mail_out)
     service = Service(config, db, mailer=mailer, wake=outbox.wake)
@@ -75,6 +76,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     log.info("mail2sms serving: SMTP %s, HTTP %s, gateway %s, database %s",
              config.smtp.listen, config.http.listen, config.gateway.driver,
              config.database.url.split("@")[-1])
+    if config.http.webhook_token == "change-me":
+        log.warning("http.webhook_token is the example value: set a secret of your own")
     if ready is not None:
         ready.set()
     print(f"mail2sms ready: SMTP on {config.smtp.listen}, HTTP on {config.http.listen}",

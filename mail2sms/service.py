@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from gateway.mailer import Mailer
-
 from campaigns.plan import Plan, UserPolicy
 from campaigns.queue import prepare, queue_request
 from campaigns.request import SendRequest
+from gateway.mailer import Mailer
 from mail2sms.config import Config
 from mail2sms.report import error_report, plan_report, summary_line
 from store.db import Database

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import warnings
 from base64 import b64decode
 from typing import Any
 
@@ -16,6 +17,18 @@ from mail2sms.parse import ParseError, parse_email
 from mail2sms.service import Service
 
 log = logging.getLogger("mail2sms.smtp")
+
+
+class _QuietAiosmtpd(logging.Filter):
+    """aiosmtpd warns on every connection that AUTH does not require TLS; we decide
+    that per client (loopback or TLS), so the warning says nothing useful."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "auth_require_tls" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_QuietAiosmtpd())
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 
 def smtp_reply(code: int, enhanced: str, text: str) -> str:
@@ -50,17 +63,17 @@ class Mail2SmsSMTP(SMTP):
         if outcome == AuthOutcome.THROTTLED:
             log.warning("AUTH throttled for %s (user %s)", peer, user)
             return AuthResult(
-                success=False,
+                success=False, handled=False,
                 message=smtp_reply(454, "4.7.0", "too many failed logins; try again later"),
             )
         log.info("AUTH failed for %s (user %s)", peer, user)
         return AuthResult(
-            success=False, message="535 5.7.8 Authentication credentials invalid"
+            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
         )
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         if self._tls_refused():
-            return AuthResult(success=False, message=smtp_reply(
+            return AuthResult(success=False, handled=False, message=smtp_reply(
                 538, "5.7.11", "Encryption required: use STARTTLS before AUTH"))
         if len(args) == 1:
             blob = await self.challenge_auth("")
@@ -80,7 +93,7 @@ class Mail2SmsSMTP(SMTP):
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
         if self._tls_refused():
-            return AuthResult(success=False, message=smtp_reply(
+            return AuthResult(success=False, handled=False, message=smtp_reply(
                 538, "5.7.11", "Encryption required: use STARTTLS before AUTH"))
         if len(args) == 1:
             login = await self.challenge_auth(self.AuthLoginUsernameChallenge)

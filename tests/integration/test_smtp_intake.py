@@ -84,8 +84,8 @@ def test_number_as_local_part_and_login_mechanism(server: Mail2SmsServer) -> Non
         client.user, client.password = "alice@example.com", PASSWORD
         code, _ = client.auth("LOGIN", client.auth_login)
         assert code == 235
-        client.send_message(email("", "Hello from LOGIN", to="0711223344@sms.example.com"))
-    assert sent_sms(server, 1)[0]["to"] == "+33711223344"
+        client.send_message(email("", "Hello from LOGIN", to="0751223344@sms.example.com"))
+    assert sent_sms(server, 1)[0]["to"] == "+33751223344"
 
 
 def test_mail_without_auth_gets_530(server: Mail2SmsServer) -> None:
@@ -94,16 +94,26 @@ def test_mail_without_auth_gets_530(server: Mail2SmsServer) -> None:
         assert code == 530
 
 
+def auth_plain(client: smtplib.SMTP, user: str, password: str) -> None:
+    """One AUTH PLAIN attempt (smtplib's login() would try every mechanism)."""
+    client.user, client.password = user, password
+    client.auth("PLAIN", client.auth_plain)
+
+
 def test_wrong_password_gets_535_then_throttled(server: Mail2SmsServer) -> None:
     with connect(server) as client:
-        for _ in range(3):
+        for _ in range(3):  # auth_max_failures in the test config
             with pytest.raises(smtplib.SMTPAuthenticationError) as bad:
-                client.login("alice@example.com", "wrong")
+                auth_plain(client, "alice@example.com", "wrong")
             assert bad.value.smtp_code == 535
         # the right password no longer helps until the window has passed
         with pytest.raises(smtplib.SMTPAuthenticationError) as throttled:
-            client.login("alice@example.com", PASSWORD)
+            auth_plain(client, "alice@example.com", PASSWORD)
         assert throttled.value.smtp_code == 454
+    # nor from another connection, since it counts per user too
+    with connect(server) as other, pytest.raises(smtplib.SMTPAuthenticationError) as again:
+        auth_plain(other, "alice@example.com", PASSWORD)
+    assert again.value.smtp_code == 454
 
 
 def test_unknown_user_gets_535(server: Mail2SmsServer) -> None:
@@ -145,11 +155,13 @@ def test_no_recipient_is_refused_with_the_reason(
 def test_skipped_numbers_are_reported(server: Mail2SmsServer, smtp_sink: SmtpSink) -> None:
     with connect(server) as client:
         client.login("alice@example.com", PASSWORD)
-        client.send_message(email("0612345678, 01 42 68 53 00, 12345", "Bonjour"))
+        client.send_message(
+            email("0612345678, 01 42 68 53 00, +33 7 11 22 33 44, 12345", "Bonjour"))
     assert [s["to"] for s in sent_sms(server, 1)] == ["+33612345678"]
     body = smtp_sink.wait_for(1)[0].message.get_content()
-    assert "landline" in body
-    assert "invalid number" in body
+    assert "01 42 68 53 00: landline" in body
+    assert "+33 7 11 22 33 44: invalid number" in body
+    assert '"12345"' in body and "not a number" in body
 
 
 def test_swaks_sends_an_sms(server: Mail2SmsServer) -> None:

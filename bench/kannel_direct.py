@@ -1,0 +1,75 @@
+"""The ceiling: SMS/s through Kannel alone, driving its sendsms directly.
+
+Our dispatcher's throughput through the same stack is reported as a ratio to this,
+measured in the same run. Standalone: `python -m bench.kannel_direct [N] [CONCURRENCY]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import httpx
+
+from tests.servers.kannel import KannelStack
+from tests.servers.operator import FakeOperator
+
+
+async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> dict[str, float]:
+    """Send n one-part SMS through `stack`'s sendsms over `concurrency` keep-alive
+    connections; time from the first request until its operator has recorded all n.
+
+    Raises RuntimeError when Kannel refuses one, TimeoutError when they do not all arrive.
+    """
+    operator = stack.operator
+    before = operator.count()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                params = {
+                    "username": stack.username,
+                    "password": stack.password,
+                    "from": "36105",
+                    "to": f"+3361{i % 10_000_000:07d}",
+                    "text": f"Benchmark message {i}",
+                    "charset": "UTF-8",
+                    "coding": "0",
+                }
+                response = await client.get(stack.sendsms_url, params=params)
+                if response.status_code != 202:
+                    raise RuntimeError(
+                        f"Kannel refused message {i}: HTTP {response.status_code} {response.text}"
+                    )
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    # Generous but bounded: the slowest stack seen does ~150 SMS/s.
+    timeout = 30.0 + n / 50
+    received = await operator.await_for(before + n, timeout)
+    end = max(mt.received_at for mt in received[before:])
+    seconds = end - start
+    return {"n": n, "seconds": round(seconds, 3), "per_second": round(n / seconds, 1)}
+
+
+async def _main(n: int, concurrency: int) -> None:
+    # Info-level logs: Kannel's debug logging (every PDU dumped) would be measured too.
+    with FakeOperator() as operator, KannelStack(operator, log_level=1) as stack:
+        await kannel_direct(stack, min(n, 200), concurrency)  # warm-up: connections, caches
+        result = await kannel_direct(stack, n, concurrency)
+    print(result)
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    asyncio.run(_main(*(args + [2000, 20][len(args) :])))

@@ -39,6 +39,11 @@ def smtp_reply(code: int, enhanced: str, text: str) -> str:
     return f"{code} {enhanced} {text}"
 
 
+def auth_needs_tls(peer_host: str | None, require_tls: bool) -> bool:
+    """AUTH sends a password: only over TLS, except from this machine itself."""
+    return require_tls or not is_loopback(peer_host)
+
+
 class Mail2SmsSMTP(SMTP):
     """aiosmtpd's server with asynchronous password checks.
 
@@ -52,8 +57,7 @@ class Mail2SmsSMTP(SMTP):
 
     def _tls_refused(self) -> bool:
         peer = self.session.peer[0] if self.session and self.session.peer else None
-        need_tls = self._m2s.config.smtp.require_tls or not is_loopback(peer)
-        return need_tls and not self._tls_protocol
+        return auth_needs_tls(peer, self._m2s.config.smtp.require_tls) and not self._tls_protocol
 
     async def _finish_auth(self, login: bytes, password: bytes) -> AuthResult:
         peer = self.session.peer[0] if self.session and self.session.peer else "?"

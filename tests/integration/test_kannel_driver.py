@@ -76,8 +76,14 @@ class DlrReceiver:
         self._thread.join(timeout=5)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", autouse=True)
 def receiver() -> Iterator[DlrReceiver]:
+    """One receiver for the module, set up before Kannel and gone after it.
+
+    Kannel keeps calling dlr-urls after a test has moved on, and smsbox 1.4.5 panics
+    (`conn_unregister: Assertion conn != NULL`) when such a call is reset because its
+    receiver went away. So tests match reports by message id instead.
+    """
     r = DlrReceiver()
     yield r
     r.close()
@@ -154,15 +160,15 @@ async def test_operator_dlr_reaches_our_webhook_through_kannel(
     answer_has: str,
 ) -> None:
     fake_operator.auto_dlr = reported
-    await driver.submit(sms("Votre code: 1234", id=4242))
+    our_id = str(4200 + reported)
+    await driver.submit(sms("Votre code: 1234", id=int(our_id)))
 
     [mt] = fake_operator.wait_for(1)
     # Our dlr-url reached the operator (wrapped by bearerbox), Kannel's escapes unexpanded.
-    assert mt.original_dlr_url == receiver.template.replace("{id}", "4242")
+    assert mt.original_dlr_url == receiver.template.replace("{id}", our_id)
     # Kannel reports acceptance by the SMSC at once, then what the operator said.
-    accepted = receiver.wait_for(lambda c: c["status"] == "8")
-    final = receiver.wait_for(lambda c: c["status"] == str(reported))
-    assert accepted["id"] == final["id"] == "4242"
+    accepted = receiver.wait_for(lambda c: c.get("id") == our_id and c["status"] == "8")
+    final = receiver.wait_for(lambda c: c.get("id") == our_id and c["status"] == str(reported))
     assert final["token"] == "T"
     assert accepted["answer"] == "ACK/"
     assert answer_has in final["answer"]
@@ -181,7 +187,7 @@ async def test_intermediate_dlr_keeps_the_final_one_coming(
     for status in ("8", "4", "1"):
         receiver.wait_for(lambda c, status=status: c["status"] == status and c["id"] == "77")
     # smsbox calls dlr-urls concurrently: the order they arrive in is not guaranteed.
-    assert sorted(c["status"] for c in receiver.calls) == ["1", "4", "8"]
+    assert sorted(c["status"] for c in receiver.calls if c.get("id") == "77") == ["1", "4", "8"]
 
 
 async def test_operator_refusal_comes_back_as_dlr_16(
@@ -192,8 +198,8 @@ async def test_operator_refusal_comes_back_as_dlr_16(
     assert await driver.submit(sms("Refusé", id=9)) is None
 
     fake_operator.wait_for(1)
-    report = receiver.wait_for(lambda c: c["status"] == "16")
-    assert (report["id"], report["answer"]) == ("9", "NACK/Temporal failure")
+    report = receiver.wait_for(lambda c: c.get("id") == "9" and c["status"] == "16")
+    assert report["answer"] == "NACK/Temporal failure"
 
 
 @pytest.mark.parametrize(
@@ -241,12 +247,8 @@ async def test_kannel_down_is_transient_then_restart_works(
     kannel.stop()
     with pytest.raises(TransientError) as caught:
         await driver.submit(sms("Pendant"))
-    reason = str(caught.value)
-    assert f"127.0.0.1:{kannel.sendsms_port}" in reason
-    assert "connection refused" in reason or "dropped the connection" in reason
-    # A second attempt has no pooled connection left: it must name the refusal exactly.
-    with pytest.raises(TransientError, match=r"Kannel unreachable at .*: connection refused"):
-        await driver.submit(sms("Pendant"))
+    expected = f"Kannel unreachable at 127.0.0.1:{kannel.sendsms_port}: connection refused"
+    assert str(caught.value) == expected
 
     kannel.start()
     await driver.submit(sms("Après"))
@@ -261,6 +263,63 @@ async def test_restart_keeps_sending(
     kannel.restart()
     await driver.submit(sms("Deux"))
     assert [mt.text for mt in fake_operator.wait_for(2)] == ["Un", "Deux"]
+
+
+class StubKannel:
+    """A sendsms endpoint that answers what it is told, or hangs up without answering."""
+
+    def __init__(self, status: int, body: str, reset: bool = False) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if reset:
+                    # SO_LINGER 0: no answer, the socket torn down as by a crashing box.
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.close_connection = True
+                    return
+                payload = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/sendsms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reset", "error", "reason"),
+    [
+        (503, "Temporal failure, try again later.", False, TransientError, "HTTP 503"),
+        (500, "Sending failed.", False, TransientError, r"HTTP 500\): Sending failed"),
+        (202, "3: Queued for later delivery", False, None, ""),
+        (200, "", True, TransientError, "dropped the connection: Server disconnected"),
+    ],
+    ids=["503", "500", "queued", "reset"],
+)
+async def test_answers_kannel_gives_under_trouble(
+    status: int, body: str, reset: bool, error: type[Exception] | None, reason: str
+) -> None:
+    stub = StubKannel(status, body, reset)
+    d = KannelDriver(stub.url, "u", "p", dlr_url_template=None, timeout=2.0)
+    try:
+        if error is None:
+            assert await d.submit(sms("Bonjour")) is None
+        else:
+            with pytest.raises(error, match=reason):
+                await d.submit(sms("Bonjour"))
+    finally:
+        await d.aclose()
+        stub.close()
 
 
 async def test_silent_server_times_out() -> None:

@@ -37,7 +37,9 @@ def prepare(
     lookups = Lookups(
         opted_out=queries.opted_out(session, numbers),
         sent_today=queries.counts_since(session, numbers, since),
-        user_sent_today=queries.user_count_since(session, policy.email, since),
+        # only counted when a limit is set: it is the costliest lookup for a busy user
+        user_sent_today=(queries.user_count_since(session, policy.email, since)
+                         if policy.daily_limit is not None else 0),
     )
     return plan_send(
         request, policy=policy, compliance=compliance, shortcode=shortcode, lookups=lookups,

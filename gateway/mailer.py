@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -35,7 +35,8 @@ def _split_relay(relay: str) -> tuple[str, int]:
 
 
 class Mailer:
-    """Sends one message per connection: low volume, and nothing to keep alive."""
+    """Sends through the relay: ``send`` one message per connection, ``send_batch``
+    several over one connection (report bursts after a busy minute)."""
 
     def __init__(
         self,
@@ -49,7 +50,7 @@ class Mailer:
         self.tls_context = tls_context
         self.retry_delay = retry_delay
 
-    async def send(self, message: EmailMessage, recipients: list[str] | None = None) -> None:
+    async def send(self, message: Message, recipients: list[str] | None = None) -> None:
         """Hand ``message`` to the relay (recipients from its headers unless given).
 
         The envelope sender is ``mail_out.from`` so bounces come to us; a missing
@@ -93,3 +94,48 @@ class Mailer:
                 ) from exc
             except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
                 raise MailError(f"mail relay {self.cfg.relay}: {exc}") from exc
+
+    async def send_batch(self, messages: list[Message]) -> list[MailError | None]:
+        """Send ``messages`` over one connection; the error of each, None when sent.
+
+        A relay that cannot be reached fails them all with the same error.
+        """
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.cfg.username,
+            password=self.cfg.password,
+            start_tls=self.cfg.starttls,
+            tls_context=self.tls_context,
+            timeout=self.cfg.timeout,
+        )
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            error = MailError(f"mail relay {self.cfg.relay} unreachable: {exc}")
+            return [error] * len(messages)
+        results: list[MailError | None] = []
+        try:
+            for message in messages:
+                if message["From"] is None:
+                    message["From"] = self.cfg.from_
+                try:
+                    await smtp.send_message(message, sender=self.cfg.from_)
+                    results.append(None)
+                except aiosmtplib.SMTPResponseException as exc:
+                    results.append(MailError(
+                        f"mail relay {self.cfg.relay} said {exc.code} {exc.message}"))
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    refused = ", ".join(f"{e.recipient} ({e.code} {e.message})"
+                                        for e in exc.recipients)
+                    results.append(MailError(f"mail relay {self.cfg.relay} refused {refused}"))
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    error = MailError(f"mail relay {self.cfg.relay}: {exc}")
+                    results += [error] * (len(messages) - len(results))
+                    break
+        finally:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+        return results

@@ -55,7 +55,10 @@ def create_app(config: Config, db: Database) -> FastAPI:
             code = int(values.get("status", ""))
         except ValueError:
             return PlainTextResponse("expected id=<message id>&status=<Kannel %d>", 400)
-        update = from_kannel(code, values.get("answer") or values.get("reply"))
+        try:
+            update = from_kannel(code, values.get("answer") or values.get("reply"))
+        except ValueError as exc:  # a code Kannel does not send
+            return PlainTextResponse(str(exc), 400)
         message = await record_dlr(db, update, message_id=message_id)
         if message is None:
             log.warning("DLR for unknown message id %s (status %s)", message_id, code)

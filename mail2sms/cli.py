@@ -24,7 +24,8 @@ from mail2sms.parse import ParseError, parse_email
 app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_is_help=True,
                   add_completion=False)
 console = Console()
-err = Console(stderr=True)
+# soft_wrap: "file:line: key: message" stays one line whatever the terminal width
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.",
                                          envvar="MAIL2SMS_CONFIG")]
@@ -117,6 +118,8 @@ def plan_rows(plan: Plan) -> list[dict]:
 
 def _show(plan: Plan, as_json: bool) -> None:
     if as_json:
+        if plan.refused:
+            err.print(f"refused: {plan.refused}", markup=False, highlight=False)
         print(json.dumps(plan_rows(plan), ensure_ascii=False, indent=2))
         return
     if plan.refused:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from email.message import EmailMessage
+from datetime import datetime
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
@@ -18,10 +21,21 @@ def _subject(original: str, summary: str) -> str:
     return f"[SMS] {summary}" + (f" — {original}" if original else "")
 
 
-def _thread(msg: EmailMessage, in_reply_to: str | None) -> None:
+def _new_message(*, sender_addr: str, to: str, subject: str, in_reply_to: str | None,
+                 timezone: str, lines: list[str]) -> Message:
+    """A text/plain UTF-8 email. Built with the compat32 classes: reports go out for
+    every accepted email, and the modern EmailMessage API costs several times more."""
+    msg = MIMEText("\n".join(lines) + "\n", "plain", "utf-8")
+    msg["From"] = sender_addr
+    msg["To"] = to
+    msg["Subject"] = Header(subject, "utf-8")
+    msg["Date"] = format_datetime(datetime.now(ZoneInfo(timezone)))
+    msg["Message-ID"] = make_msgid(domain=sender_addr.rpartition("@")[2] or None)
+    msg["Auto-Submitted"] = "auto-replied"
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = in_reply_to
+    return msg
 
 
 def summary_line(plan: Plan) -> str:
@@ -37,22 +51,15 @@ def summary_line(plan: Plan) -> str:
 
 
 def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str,
-                timezone: str) -> EmailMessage:
+                timezone: str) -> Message:
     """The report for an accepted or refused request."""
     request = plan.request
-    msg = EmailMessage()
-    msg["From"] = sender_addr
-    msg["To"] = to
-    msg["Date"] = format_datetime(_now_local(timezone))
-    msg["Message-ID"] = make_msgid(domain=sender_addr.rpartition("@")[2] or None)
-    msg["Auto-Submitted"] = "auto-replied"
-    _thread(msg, request.email_message_id)
     lines: list[str] = []
     if plan.refused:
-        msg["Subject"] = _subject(request.subject, "not sent")
+        subject = _subject(request.subject, "not sent")
         lines += ["Your message was NOT sent.", "", f"Reason: {plan.refused}", ""]
     else:
-        msg["Subject"] = _subject(request.subject, summary_line(plan))
+        subject = _subject(request.subject, summary_line(plan))
         ref = f" (request #{request_id})" if request_id else ""
         lines.append(f"Your message was accepted{ref}.")
         lines.append("")
@@ -81,26 +88,13 @@ def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str
             lines += ["", "Text sent:", *(f"> {line}" for line in sendable[0].text.splitlines())]
     if plan.notices:
         lines += ["", "Notes:", *(f"  - {n}" for n in plan.notices)]
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
+    return _new_message(sender_addr=sender_addr, to=to, subject=subject,
+                        in_reply_to=request.email_message_id, timezone=timezone, lines=lines)
 
 
 def error_report(*, subject: str, in_reply_to: str | None, reason: str, sender_addr: str,
-                 to: str, timezone: str) -> EmailMessage:
+                 to: str, timezone: str) -> Message:
     """The report for an email that could not be read at all."""
-    msg = EmailMessage()
-    msg["From"] = sender_addr
-    msg["To"] = to
-    msg["Date"] = format_datetime(_now_local(timezone))
-    msg["Message-ID"] = make_msgid(domain=sender_addr.rpartition("@")[2] or None)
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["Subject"] = _subject(subject, "not sent")
-    _thread(msg, in_reply_to)
-    msg.set_content(f"Your message was NOT sent.\n\nReason: {reason}\n")
-    return msg
-
-
-def _now_local(timezone: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
-    return datetime.now(ZoneInfo(timezone))
+    return _new_message(sender_addr=sender_addr, to=to, subject=_subject(subject, "not sent"),
+                        in_reply_to=in_reply_to, timezone=timezone,
+                        lines=["Your message was NOT sent.", "", f"Reason: {reason}"])

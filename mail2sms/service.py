@@ -8,7 +8,7 @@ import email.policy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 
 from campaigns.plan import Plan, UserPolicy
 from campaigns.queue import prepare, queue_request
@@ -19,6 +19,9 @@ from mail2sms.report import error_report, plan_report, summary_line
 from store.db import Database
 
 log = logging.getLogger("mail2sms.service")
+
+#: Reports sent over one relay connection at most.
+_MAIL_BATCH = 50
 
 
 class UnknownUser(ValueError):
@@ -49,7 +52,8 @@ class Service:
         self.db = db
         self.mailer = mailer
         self.wake = wake or (lambda: None)
-        self._tasks: set[asyncio.Task] = set()
+        self._outgoing: asyncio.Queue[Callable[[], Message]] | None = None
+        self._mail_worker: asyncio.Task | None = None
 
     def policy_for(self, user: str) -> UserPolicy:
         entry = self.config.user(user)
@@ -77,7 +81,7 @@ class Service:
         if not plan.refused:
             self.wake()
         if report:
-            self._mail(plan_report(
+            self._mail(lambda: plan_report(
                 plan, request_id=request_id, sender_addr=self.config.mail_out.from_,
                 to=request.user, timezone=self.config.compliance.timezone))
         return outcome
@@ -90,26 +94,52 @@ class Service:
             message_id = str(head.get("Message-ID", "")) or None
         except Exception:  # the report goes out even when the headers are junk
             pass
-        self._mail(error_report(
+        self._mail(lambda: error_report(
             subject=subject, in_reply_to=message_id, reason=reason,
             sender_addr=self.config.mail_out.from_, to=user,
             timezone=self.config.compliance.timezone))
 
-    def _mail(self, message: EmailMessage) -> None:
+    def _mail(self, build: Callable[[], Message]) -> None:
+        """Queue a report; it is built and sent after the SMTP answer, off its path."""
         if self.mailer is None:
             return
-        task = asyncio.get_running_loop().create_task(self._send_mail(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._outgoing is None:
+            self._outgoing = asyncio.Queue()
+            self._mail_worker = asyncio.get_running_loop().create_task(self._deliver())
+        self._outgoing.put_nowait(build)
 
-    async def _send_mail(self, message: EmailMessage) -> None:
-        assert self.mailer is not None
-        try:
-            await self.mailer.send(message)
-        except Exception as exc:
-            log.warning("could not send the report to %s: %s", message["To"], exc)
+    async def _deliver(self) -> None:
+        """Send queued reports, a burst at a time over one relay connection."""
+        assert self._outgoing is not None and self.mailer is not None
+        queue = self._outgoing
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < _MAIL_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            messages = []
+            for build in batch:
+                try:
+                    messages.append(build())
+                except Exception:
+                    log.exception("could not build a report")
+            try:
+                results = await self.mailer.send_batch(messages) if messages else []
+                failed = [(m, e) for m, e in zip(messages, results, strict=True) if e]
+                if failed:
+                    log.warning("could not send %d report(s), to %s ...: %s", len(failed),
+                                failed[0][0]["To"], failed[0][1])
+            except Exception:
+                log.exception("report delivery failed")
+            finally:
+                for _ in batch:
+                    queue.task_done()
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Let pending report emails finish."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        """Let queued report emails go out (bounded), then stop the sender."""
+        if self._outgoing is not None:
+            try:
+                await asyncio.wait_for(self._outgoing.join(), timeout)
+            except TimeoutError:
+                log.warning("%d report(s) not sent at shutdown", self._outgoing.qsize())
+        if self._mail_worker is not None:
+            self._mail_worker.cancel()

@@ -1,0 +1,74 @@
+"""``make bench``: SMTP ingest, fan-out, and dispatch through Kannel (vs Kannel direct)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from bench.dispatch import dispatch_through_kannel
+from bench.ingest import one_to_many, smtp_ingest
+from bench.kannel_direct import kannel_direct
+from tests.servers.kannel import KannelStack
+from tests.servers.mail2sms_server import Mail2SmsServer, base_config
+from tests.servers.operator import FakeOperator
+
+
+def _server(tmp: Path, **overrides: object) -> Mail2SmsServer:
+    config = base_config(tmp, log_level="WARNING", **overrides)
+    config["users"][0]["daily_limit"] = None
+    return Mail2SmsServer(tmp, config)
+
+
+async def bench_ingest(emails: int, clients: int, fanout: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        with _server(Path(tmp)) as server:
+            result = await smtp_ingest(server, emails=emails, clients=clients)
+            print(f"(a) SMTP ingest, {clients} authenticated clients, one recipient each: "
+                  f"{result['emails']} emails in {result['seconds']:.2f} s = "
+                  f"{result['per_second']:.0f} emails/s; latency to 250: {result['latency']}")
+            result = await one_to_many(server, numbers=fanout)
+            print(f"(b) one email to {fanout} numbers: all queued (250) after "
+                  f"{result['seconds'] * 1000:.0f} ms")
+
+
+async def bench_dispatch(n: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, \
+            FakeOperator() as operator, KannelStack(operator, log_level=1) as stack:
+        await kannel_direct(stack, min(n, 200), concurrency)  # warm-up
+        direct = await kannel_direct(stack, n, concurrency)
+        gateway = {"driver": "kannel", "url": stack.sendsms_url, "username": stack.username,
+                   "password": stack.password, "rate_per_second": 100000,
+                   "concurrency": concurrency}
+        with _server(Path(tmp), gateway=gateway) as server:
+            await dispatch_through_kannel(server, stack, min(n, 200))  # warm-up
+            ours = await dispatch_through_kannel(server, stack, n)
+        ratio = ours["per_second"] / direct["per_second"]
+        print(f"(c) dispatch through Kannel, {n} SMS, {concurrency} connections: "
+              f"mail2sms {ours['per_second']:.0f} SMS/s, Kannel sendsms direct "
+              f"{direct['per_second']:.0f} SMS/s: ratio {ratio:.2f} "
+              f"({ratio * 100:.0f} % of Kannel direct)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--fanout", type=int, default=1000)
+    parser.add_argument("--dispatch", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--only", choices=["ingest", "dispatch"], default=None)
+    args = parser.parse_args()
+    print(f"mail2sms benchmarks on {platform.node()}: {os.cpu_count()} CPU(s), "
+          f"Python {platform.python_version()}")
+    if args.only in (None, "ingest"):
+        asyncio.run(bench_ingest(args.emails, args.clients, args.fanout))
+    if args.only in (None, "dispatch"):
+        asyncio.run(bench_dispatch(args.dispatch, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

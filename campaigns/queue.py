@@ -11,7 +11,6 @@ from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
 from store import queries
-from store.models import Message, SendRequestRow
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -54,33 +53,33 @@ def commit_plan(session: Session, plan: Plan) -> int:
     without a trace.
     """
     request = plan.request
-    row = SendRequestRow(
-        user=request.user,
-        source=request.source,
-        email_message_id=request.email_message_id,
-        subject=request.subject[:998],
-        text=request.text,
-        category=plan.category,
-        sender=plan.sender,
-        not_before=plan.not_before,
-        test=request.test,
-        status="refused" if plan.refused else "accepted",
-        reason=plan.refused,
-    )
+    row = {
+        "user": request.user,
+        "source": request.source,
+        "email_message_id": request.email_message_id,
+        "subject": request.subject[:998],
+        "text": request.text,
+        "category": plan.category,
+        "sender": plan.sender,
+        "not_before": plan.not_before,
+        "test": request.test,
+        "status": "refused" if plan.refused else "accepted",
+        "reason": plan.refused,
+    }
     messages = [] if plan.refused else [
-        Message(
-            to=m.to,
-            sender=m.sender,
-            text=m.text,
-            encoding=m.encoding,
-            segments=m.segments,
-            status=m.status,
-            reason=m.reason,
-            not_before=m.not_before,
-        )
+        {
+            "to": m.to,
+            "sender": m.sender,
+            "text": m.text,
+            "encoding": m.encoding,
+            "segments": m.segments,
+            "status": str(m.status),
+            "reason": m.reason,
+            "not_before": m.not_before,
+        }
         for m in plan.messages
     ]
-    return queries.add_request(session, row, messages)
+    return queries.insert_request(session, row, messages)
 
 
 def queue_request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mail2sms.config import Config, ConfigProblem, load_yaml_with_lines, split_host_port
@@ -53,8 +54,12 @@ def check_all(config: Config, path: Path) -> list[ConfigProblem]:
             add(("users", i, "category"), "expected alert or marketing")
     if problem := validate_sender(config.gateway.shortcode):
         add(("gateway", "shortcode"), problem)
-    if not config.http.webhook_token:
+    token = config.http.webhook_token
+    if not token:
         add(("http", "webhook_token"), "an empty token would leave the webhooks open")
+    elif not re.fullmatch(r"[A-Za-z0-9._~-]+", token):
+        add(("http", "webhook_token"), "use letters, digits and . _ ~ - only: the token "
+            "travels in gateway URLs, where % & + would be misread")
     if config.gateway.rate_per_second <= 0:
         add(("gateway", "rate_per_second"), "must be above 0")
     try:

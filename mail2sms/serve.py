@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from urllib.parse import quote
 
 import uvicorn
 
@@ -24,7 +25,8 @@ log = logging.getLogger("mail2sms")
 
 def dlr_url_template(config: Config) -> str:
     """Our DLR webhook as the gateway must call it; ``{id}`` is our message id."""
-    token = config.http.webhook_token
+    # check-config allows only URL-safe tokens: Kannel reads any %X as its own escape
+    token = quote(config.http.webhook_token, safe="")
     if config.gateway.driver == "kannel":
         return (f"{config.dlr_base_url}/webhooks/kannel/dlr?token={token}&id={{id}}"
                 "&status=%d&answer=%A&ts=%T")

@@ -15,6 +15,7 @@ from bench.kannel_direct import kannel_direct
 from tests.servers.kannel import KannelStack
 from tests.servers.mail2sms_server import Mail2SmsServer, base_config
 from tests.servers.operator import FakeOperator
+from tests.servers.smtp_sink import SmtpSink
 
 
 def _server(tmp: Path, **overrides: object) -> Mail2SmsServer:
@@ -24,8 +25,9 @@ def _server(tmp: Path, **overrides: object) -> Mail2SmsServer:
 
 
 async def bench_ingest(emails: int, clients: int, fanout: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        with _server(Path(tmp)) as server:
+    # reports go to a real SMTP server, as they would to the site's relay
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, SmtpSink() as relay:
+        with _server(Path(tmp), mail_out={"relay": f"127.0.0.1:{relay.port}"}) as server:
             result = await smtp_ingest(server, emails=emails, clients=clients)
             print(f"(a) SMTP ingest, {clients} authenticated clients, one recipient each: "
                   f"{result['emails']} emails in {result['seconds']:.2f} s = "

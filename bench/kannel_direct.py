@@ -7,8 +7,10 @@ measured in the same run. Standalone: `python -m bench.kannel_direct [N] [CONCUR
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sys
 import time
+from typing import Any
 
 import httpx
 
@@ -16,19 +18,11 @@ from tests.servers.kannel import KannelStack
 from tests.servers.operator import FakeOperator
 
 
-async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> dict[str, float]:
-    """Send n one-part SMS through `stack`'s sendsms over `concurrency` keep-alive
-    connections; time from the first request until its operator has recorded all n.
-
-    Raises RuntimeError when Kannel refuses one, TimeoutError when they do not all arrive.
-    """
-    operator = stack.operator
-    before = operator.count()
+async def _send_all(url: str, username: str, password: str, n: int, concurrency: int) -> None:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
     async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
 
         async def worker() -> None:
@@ -38,25 +32,62 @@ async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> di
                 except asyncio.QueueEmpty:
                     return
                 params = {
-                    "username": stack.username,
-                    "password": stack.password,
+                    "username": username,
+                    "password": password,
                     "from": "36105",
                     "to": f"+3361{i % 10_000_000:07d}",
                     "text": f"Benchmark message {i}",
                     "charset": "UTF-8",
                     "coding": "0",
                 }
-                response = await client.get(stack.sendsms_url, params=params)
+                response = await client.get(url, params=params)
                 if response.status_code != 202:
                     raise RuntimeError(
                         f"Kannel refused message {i}: HTTP {response.status_code} {response.text}"
                     )
 
-        start = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    # Generous but bounded: the slowest stack seen does ~150 SMS/s.
-    timeout = 30.0 + n / 50
-    received = await operator.await_for(before + n, timeout)
+
+
+def _client_process(url: str, username: str, password: str, n: int, concurrency: int,
+                    ready: Any, go: Any) -> None:
+    ready.set()
+    go.wait(30)
+    asyncio.run(_send_all(url, username, password, n, concurrency))
+
+
+async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> dict[str, float]:
+    """Send n one-part SMS through `stack`'s sendsms over `concurrency` keep-alive
+    connections; time from the first request until its operator has recorded all n.
+
+    The client runs in a process of its own, as our dispatcher does when it is measured,
+    so neither shares an interpreter with the fake operator. Raises RuntimeError when
+    Kannel refuses one, TimeoutError when they do not all arrive.
+    """
+    operator = stack.operator
+    before = operator.count()
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    client = context.Process(
+        target=_client_process,
+        args=(stack.sendsms_url, stack.username, stack.password, n, concurrency, ready, go),
+    )
+    client.start()
+    # the clock starts once the client process is up, not while Python starts
+    if not await asyncio.to_thread(ready.wait, 30):
+        client.kill()
+        raise RuntimeError("the sendsms client process did not start")
+    start = time.monotonic()
+    go.set()
+    try:
+        # Generous but bounded: the slowest stack seen does ~150 SMS/s.
+        received = await operator.await_for(before + n, 30.0 + n / 50)
+    finally:
+        await asyncio.to_thread(client.join, 30)
+        if client.is_alive():
+            client.kill()
+    if client.exitcode:
+        raise RuntimeError(f"the sendsms client failed (exit code {client.exitcode})")
     end = max(mt.received_at for mt in received[before:])
     seconds = end - start
     return {"n": n, "seconds": round(seconds, 3), "per_second": round(n / seconds, 1)}

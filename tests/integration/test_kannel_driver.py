@@ -112,7 +112,7 @@ async def test_gsm_text_arrives_intact(driver: KannelDriver, fake_operator: Fake
 
     [mt] = fake_operator.wait_for(1)
     assert (mt.sender, mt.to, mt.text) == ("36105", "+33612345678", text)
-    assert (mt.coding, mt.charset, mt.dlr_mask) == (0, "UTF-8", 31)
+    assert (mt.coding, mt.charset, mt.dlr_mask) == (0, "UTF-8", 23)
 
 
 async def test_ucs2_text_with_accents_and_emoji_arrives_intact(
@@ -347,7 +347,7 @@ def test_dlr_url_is_passed_unexpanded_and_encoded() -> None:
     )
     params = d.params(sms("Bonjour", id=12))
     assert params["dlr-url"] == "http://127.0.0.1:8080/webhooks/kannel/dlr?token=T&id=12&status=%d"
-    assert params["dlr-mask"] == "31"
+    assert params["dlr-mask"] == "23"
     assert (params["coding"], params["charset"]) == ("0", "UTF-8")
     assert d.params(sms("é", "ucs2"))["coding"] == "2"
     with pytest.raises(PermanentError, match="unknown encoding"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -33,9 +34,8 @@ def create_app(config: Config, db: Database) -> FastAPI:
         values = dict(request.query_params)
         if request.method == "POST":
             ctype = request.headers.get("content-type", "")
-            if "form" in ctype:
-                form = await request.form()
-                values.update({k: str(v) for k, v in form.items()})
+            if "application/x-www-form-urlencoded" in ctype:  # no python-multipart needed
+                values.update(parse_qsl((await request.body()).decode("utf-8", "replace")))
         return values
 
     @app.get("/healthz")

@@ -72,15 +72,18 @@ def create_app(config: Config, db: Database) -> FastAPI:
         except ValueError:
             return JSONResponse({"error": "expected a JSON body"}, status_code=400)
         items = payload if isinstance(payload, list) else [payload]
-        results = []
+        # Every item is checked before any is recorded: a gateway that gets a 400 sends
+        # the whole batch again, and half of it must not be stored twice.
+        checked = []
         for item in items:
             if not isinstance(item, dict):
                 return JSONResponse({"error": "expected a JSON object"}, status_code=400)
             try:
-                update = from_generic(item)
+                checked.append((from_generic(item), *generic_ids(item)))
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            message_id, gateway_id = generic_ids(item)
+        results = []
+        for update, message_id, gateway_id in checked:
             message = await record_dlr(db, update, message_id=message_id, gateway_id=gateway_id)
             results.append({"id": message.id if message else None,
                             "status": message.status if message else "unknown"})

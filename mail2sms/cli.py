@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from campaigns.plan import Plan
 from campaigns.request import SendRequest
@@ -23,9 +24,15 @@ from mail2sms.parse import ParseError, parse_email
 
 app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
-# soft_wrap: "file:line: key: message" stays one line whatever the terminal width
-err = Console(stderr=True, soft_wrap=True)
+# markup off: user text is full of [brackets] ([test], [at:...]) that Rich would eat.
+# soft_wrap: "file:line: key: message" stays one line whatever the terminal width.
+console = Console(markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def _fail(label: str, text: object) -> None:
+    """``label`` in red, then the text exactly as it is."""
+    err.print(Text.assemble((label, "red"), " ", str(text)))
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.",
                                          envvar="MAIL2SMS_CONFIG")]
@@ -37,7 +44,7 @@ def _load(path: Path) -> Config:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error[/red] {problem}", highlight=False)
+            _fail("error", problem)
         raise typer.Exit(2) from exc
 
 
@@ -66,7 +73,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     cfg = _load(config)
     problems = check_all(cfg, config)
     for problem in problems:
-        err.print(f"[red]error[/red] {problem}", highlight=False)
+        _fail("error", problem)
     if problems:
         raise typer.Exit(2)
     console.print(f"{config}: OK ({len(cfg.users)} user(s), gateway {cfg.gateway.driver}, "
@@ -119,19 +126,20 @@ def plan_rows(plan: Plan) -> list[dict]:
 def _show(plan: Plan, as_json: bool) -> None:
     if as_json:
         if plan.refused:
-            err.print(f"refused: {plan.refused}", markup=False, highlight=False)
+            _fail("refused:", plan.refused)
         print(json.dumps(plan_rows(plan), ensure_ascii=False, indent=2))
         return
     if plan.refused:
-        console.print(f"[red]refused:[/red] {plan.refused}", highlight=False)
+        console.print(Text.assemble(("refused:", "red"), " ", plan.refused))
     table = Table("number", "status", "reason", "encoding", "segments", "text")
     for row in plan_rows(plan):
         status = row["status"] + (f" until {row['not_before']}" if "not_before" in row else "")
-        table.add_row(row["number"], status, row["reason"] or "", row["encoding"],
-                      str(row["segments"]), row["text"])
+        cells = (row["number"], status, row["reason"] or "", row["encoding"],
+                 str(row["segments"]), row["text"])
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
     for notice in plan.notices:
-        console.print(f"note: {notice}", highlight=False)
+        console.print(f"note: {notice}")
 
 
 @app.command()
@@ -158,7 +166,7 @@ def send(
             request = parse_email(eml.read_bytes(), user=as_user, domains=cfg.smtp.domains,
                                   timezone=cfg.compliance.timezone, source="cli")
         except ParseError as exc:
-            err.print(f"[red]refused ({exc.code}):[/red] {exc.message}", highlight=False)
+            _fail(f"refused ({exc.code}):", exc.message)
             raise typer.Exit(1) from exc
         except OSError as exc:
             err.print(f"cannot read {eml}: {exc}")
@@ -197,7 +205,7 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
             else:
                 plan = (await service.submit(request, report=False)).plan
         except UnknownUser as exc:
-            err.print(f"[red]refused:[/red] {exc}", highlight=False)
+            _fail("refused:", exc)
             return 1
         _show(plan, as_json)
         return 1 if plan.refused else 0

@@ -80,20 +80,21 @@ class Mailer:
                     raise MailError(f"mail relay {self.cfg.relay} unreachable: {exc}") from exc
                 log.info("mailer: %s; trying again in %.0f s", exc, self.retry_delay)
                 await asyncio.sleep(self.retry_delay)
-            except aiosmtplib.SMTPAuthenticationError as exc:
-                raise MailError(
-                    f"mail relay {self.cfg.relay} refused the login of "
-                    f"{self.cfg.username!r}: {exc.code} {exc.message}"
-                ) from exc
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                refused = ", ".join(f"{e.recipient} ({e.code} {e.message})" for e in exc.recipients)
-                raise MailError(f"mail relay {self.cfg.relay} refused {refused}") from exc
-            except aiosmtplib.SMTPResponseException as exc:
-                raise MailError(
-                    f"mail relay {self.cfg.relay} said {exc.code} {exc.message}"
-                ) from exc
             except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-                raise MailError(f"mail relay {self.cfg.relay}: {exc}") from exc
+                raise self._error(exc) from exc
+
+    def _error(self, exc: BaseException) -> MailError:
+        """What the relay said, in one sentence naming it."""
+        relay = self.cfg.relay
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return MailError(f"mail relay {relay} refused the login of {self.cfg.username!r}: "
+                             f"{exc.code} {exc.message}")
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+            refused = ", ".join(f"{e.recipient} ({e.code} {e.message})" for e in exc.recipients)
+            return MailError(f"mail relay {relay} refused {refused}")
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return MailError(f"mail relay {relay} said {exc.code} {exc.message}")
+        return MailError(f"mail relay {relay}: {exc}")
 
     async def send_batch(self, messages: list[Message]) -> list[MailError | None]:
         """Send ``messages`` over one connection; the error of each, None when sent.
@@ -112,8 +113,7 @@ class Mailer:
         try:
             await smtp.connect()
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            error = MailError(f"mail relay {self.cfg.relay} unreachable: {exc}")
-            return [error] * len(messages)
+            return [self._error(exc)] * len(messages)
         results: list[MailError | None] = []
         try:
             for message in messages:
@@ -122,16 +122,12 @@ class Mailer:
                 try:
                     await smtp.send_message(message, sender=self.cfg.from_)
                     results.append(None)
-                except aiosmtplib.SMTPResponseException as exc:
-                    results.append(MailError(
-                        f"mail relay {self.cfg.relay} said {exc.code} {exc.message}"))
-                except aiosmtplib.SMTPRecipientsRefused as exc:
-                    refused = ", ".join(f"{e.recipient} ({e.code} {e.message})"
-                                        for e in exc.recipients)
-                    results.append(MailError(f"mail relay {self.cfg.relay} refused {refused}"))
+                except (aiosmtplib.SMTPResponseException,
+                        aiosmtplib.SMTPRecipientsRefused) as exc:
+                    results.append(self._error(exc))  # this message only
                 except (aiosmtplib.SMTPException, OSError) as exc:
-                    error = MailError(f"mail relay {self.cfg.relay}: {exc}")
-                    results += [error] * (len(messages) - len(results))
+                    # the connection is gone: the rest cannot go either
+                    results += [self._error(exc)] * (len(messages) - len(results))
                     break
         finally:
             try:

@@ -20,11 +20,12 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from gateway.drivers.base import Driver, OutgoingSms, PermanentError, TransientError
+from gateway.ratelimit import RateLimiter
 from sms.phones import mask
 from store import queries
 from store.db import Database
@@ -40,30 +41,6 @@ _FLUSH_SIZE = 250  # results that trigger a commit at once
 _MAX_CLAIM = 200  # rows per claim
 _IDLE_POLL = 1.0  # the longest sleep when nothing is due
 _RETRY_AFTER_CAP = 86400.0  # a provider's Retry-After beyond a day is a provider bug
-
-
-class RateLimiter:
-    """Token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
-
-    Kept as the time the next token is due, so high rates cost no sleeps until the
-    caller is really ahead of the budget.
-    """
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate_per_second must be positive, got {rate}")
-        self.interval = 1.0 / rate
-        # A small burst keeps a slow gateway's rate honest; a fast one gets 20 ms of slack
-        # so the loop is not sleeping for microseconds.
-        self.burst = burst if burst is not None else max(1.0, rate * 0.02)
-        self._next = 0.0
-
-    def reserve(self) -> float:
-        """Take one token; return how long to wait before using it."""
-        now = time.monotonic()
-        start = max(self._next, now - (self.burst - 1) * self.interval)
-        self._next = start + self.interval
-        return max(0.0, start - now)
 
 
 @dataclass
@@ -86,15 +63,6 @@ class _Results:
         self.submitted[:0] = older.submitted
         self.retries[:0] = older.retries
         self.failures[:0] = older.failures
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    # SQLite hands timestamps back naive (or as text from an aggregate); all are UTC.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def default_owner() -> str:
@@ -202,7 +170,6 @@ class Outbox:
                     continue
                 await self._flush()  # retries must be visible to next_due_at
                 due = await self.db.run(queries.next_due_at)
-                due = _as_utc(due)
                 if due is None or due > wall_deadline:
                     break
                 delay = (due - utcnow()).total_seconds()
@@ -423,7 +390,7 @@ class Outbox:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
 
     async def _seconds_to_next_due(self) -> float:
-        due = _as_utc(await self.db.run(queries.next_due_at))
+        due = await self.db.run(queries.next_due_at)
         if due is None:
             return _IDLE_POLL
         return min(max((due - utcnow()).total_seconds(), 0.005), _IDLE_POLL)

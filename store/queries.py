@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from store.models import (
@@ -151,57 +151,6 @@ def next_due_at(session: Session) -> datetime | None:
         func.min(func.coalesce(Message.next_attempt_at, Message.not_before, Message.created_at))
     ).where(waiting)
     return session.exec(stmt).one()
-
-
-def mark_submitted(session: Session, results: Sequence[tuple[int, str | None]]) -> None:
-    """Record the gateway ids of messages the gateway accepted."""
-    now = utcnow()
-    for message_id, gateway_id in results:
-        session.execute(
-            update(Message)
-            .where(col(Message.id) == message_id)
-            .where(col(Message.status) == MessageStatus.SENDING)
-            .values(
-                status=MessageStatus.SUBMITTED,
-                gateway_id=gateway_id,
-                submitted_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )
-        )
-
-
-def mark_retry(session: Session, message_id: int, when: datetime, reason: str) -> None:
-    now = utcnow()
-    session.execute(
-        update(Message)
-        .where(col(Message.id) == message_id)
-        .values(
-            status=MessageStatus.QUEUED,
-            next_attempt_at=when,
-            reason=reason,
-            updated_at=now,
-            lease_owner=None,
-            lease_until=None,
-        )
-    )
-
-
-def mark_failed(session: Session, message_id: int, reason: str) -> None:
-    now = utcnow()
-    session.execute(
-        update(Message)
-        .where(col(Message.id) == message_id)
-        .values(
-            status=MessageStatus.FAILED,
-            reason=reason,
-            updated_at=now,
-            final_at=now,
-            lease_owner=None,
-            lease_until=None,
-        )
-    )
 
 
 def release_claims(session: Session, owner: str, message_ids: Sequence[int]) -> None:
@@ -378,9 +327,14 @@ def record_submissions(session: Session, results: Sequence[tuple[int, str | None
     table = Message.__table__  # type: ignore[attr-defined]
     in_hand = _in_hand(table)
     now = utcnow()
+    # Rows never claimed (queued, deferred, skipped, refused) are not ours to touch.
+    never_claimed = [table.c.status != s.value for s in (
+        MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SKIPPED,
+        MessageStatus.REFUSED)]
     session.connection().execute(
         update(table)
         .where(table.c.id == bindparam("mid"))
+        .where(and_(*never_claimed))
         .values(
             status=case((in_hand, MessageStatus.SUBMITTED.value), else_=table.c.status),
             reason=case((in_hand, None), else_=table.c.reason),

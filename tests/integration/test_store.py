@@ -287,7 +287,7 @@ def test_claim_due_again_after_retry_increments_attempts(engine: Engine) -> None
     [mid] = add(engine, Message(to=A))
     claim(engine)
     with session_scope(engine) as session:
-        queries.mark_retry(session, mid, utcnow() - timedelta(seconds=1), "gateway 503")
+        queries.record_retries(session, [(mid, utcnow() - timedelta(seconds=1), "gateway 503")])
     [again] = claim(engine)
     assert again.id == mid and again.attempts == 2
 
@@ -369,11 +369,11 @@ def test_concurrent_dispatchers_never_claim_the_same_row_sqlite(
 # --- outbox: after the gateway call --------------------------------------------------
 
 
-def test_mark_submitted_only_moves_sending_rows(engine: Engine) -> None:
+def test_record_submissions_only_moves_claimed_rows(engine: Engine) -> None:
     ids = add(engine, Message(to=A), Message(to=B), Message(to=C))
     claim(engine, limit=2)
     with session_scope(engine) as session:
-        queries.mark_submitted(session, [(ids[0], "gw-0"), (ids[1], None), (ids[2], "gw-2")])
+        queries.record_submissions(session, [(ids[0], "gw-0"), (ids[1], None), (ids[2], "gw-2")])
     first, second, third = (load(engine, i) for i in ids)
     assert (first.status, first.gateway_id) == (MessageStatus.SUBMITTED, "gw-0")
     assert first.submitted_at is not None and first.submitted_at.tzinfo is not None

@@ -159,3 +159,33 @@ async def test_unreachable_relay_is_tried_twice_then_reported() -> None:
 def test_relay_must_be_host_and_port() -> None:
     with pytest.raises(ValueError, match="host:port"):
         Mailer(MailOutConfig(relay="localhost"))
+
+
+async def test_send_batch_uses_one_connection_and_reports_each_message(sink: Sink) -> None:
+    peers: list[Any] = []
+
+    class CountingSink(Sink):
+        async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+            peers.append(session.peer)
+            return await super().handle_DATA(server, session, envelope)
+
+    counting = CountingSink()
+    controller, port = start(counting)
+    try:
+        results = await Mailer(MailOutConfig(relay=f"127.0.0.1:{port}")).send_batch(
+            [mail("a@example.com"), mail("b@refused.example"), mail("c@example.com")]
+        )
+    finally:
+        controller.stop()
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], MailError) and "550" in str(results[1])
+    assert [e.rcpt_tos for e in counting.envelopes] == [["a@example.com"], ["c@example.com"]]
+    assert len(peers) == 2 and peers[0] == peers[1]  # the same client address and port
+
+
+async def test_send_batch_to_an_unreachable_relay_fails_every_message() -> None:
+    results = await Mailer(MailOutConfig(relay=f"127.0.0.1:{free_port()}")).send_batch(
+        [mail(), mail()]
+    )
+    assert len(results) == 2
+    assert all(isinstance(r, MailError) and "127.0.0.1" in str(r) for r in results)

@@ -21,7 +21,8 @@ import pytest
 from gateway.config import GatewayConfig, HttpProviderConfig
 from gateway.drivers.console import ConsoleDriver
 from gateway.drivers.http import HttpDriver
-from gateway.outbox import Outbox, RateLimiter
+from gateway.outbox import Outbox
+from gateway.ratelimit import RateLimiter
 from gateway.sweeper import sweep_late
 from sms.phones import mask
 from store import queries

@@ -87,7 +87,11 @@ class Outbox:
         backoff_max: float = 600.0,
         on_final: OnFinal | None = None,
         default_sender: str = "",
+        sole_dispatcher: bool = False,
     ) -> None:
+        """``sole_dispatcher``: no other process dispatches from this database (SQLite),
+        so at start every ``sending`` row was left by a dead process and is settled at
+        once instead of after its lease."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.db = db
@@ -101,11 +105,13 @@ class Outbox:
         self.backoff_max = backoff_max
         self.on_final = on_final
         self.default_sender = default_sender
+        self.sole_dispatcher = sole_dispatcher
         #: Messages the gateway accepted, counted when their result is committed.
         self.submitted_count = 0
         self._limiter = RateLimiter(rate_per_second)
-        # Several small claims per second: few rows wait in our hands, none near its lease.
-        self._claim_size = max(1, min(_MAX_CLAIM, math.ceil(rate_per_second / 4), concurrency * 4))
+        # Small claims: at most what can be in flight at once, so that after a crash only
+        # rows whose call had really started are left uncertain.
+        self._claim_size = max(1, min(_MAX_CLAIM, math.ceil(rate_per_second / 4), concurrency))
         self._inflight: set[asyncio.Task[None]] = set()
         self._callbacks: set[asyncio.Task[None]] = set()
         self._results = _Results()
@@ -128,7 +134,7 @@ class Outbox:
         relay = asyncio.create_task(self._relay_stop(stop))
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            await self._recover()
+            await self._recover(startup=True)
             recovered_at = time.monotonic()
             while not self._stopping.is_set():
                 self._wake.clear()  # before the claim, so a wake() during it is not lost
@@ -160,7 +166,7 @@ class Outbox:
         flusher = asyncio.create_task(self._flush_loop())
         before = self.submitted_count
         try:
-            await self._recover()
+            await self._recover(startup=True)
             while not self._stopping.is_set():
                 if await self._claim_and_submit():
                     continue
@@ -181,9 +187,10 @@ class Outbox:
 
     # --- dispatching -----------------------------------------------------------------
 
-    async def _recover(self) -> None:
+    async def _recover(self, *, startup: bool = False) -> None:
+        any_lease = startup and self.sole_dispatcher
         try:
-            stale = await self.db.run(queries.recover_stale)
+            stale = await self.db.run(lambda s: queries.recover_stale(s, any_lease=any_lease))
         except Exception:
             # Not fatal: stale rows stay ``sending`` (never resent) until the next start.
             log.exception("outbox: could not check for interrupted calls")

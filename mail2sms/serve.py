@@ -47,6 +47,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         db, driver, rate_per_second=config.gateway.rate_per_second,
         concurrency=config.gateway.concurrency, max_attempts=config.gateway.max_attempts,
         default_sender=config.gateway.shortcode,
+        # SQLite means one serving process; PostgreSQL may have several dispatchers
+        sole_dispatcher=db.is_sqlite,
     )
     mailer = Mailer(config.mail_out)
     service = Service(config, db, mailer=mailer, wake=outbox.wake)

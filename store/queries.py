@@ -172,14 +172,16 @@ def release_claims(session: Session, owner: str, message_ids: Sequence[int]) -> 
     )
 
 
-def recover_stale(session: Session) -> int:
-    """Claims whose lease ran out: their gateway call may have happened, so they are
-    parked as ``uncertain`` rather than sent a second time. Returns how many."""
+def recover_stale(session: Session, *, any_lease: bool = False) -> int:
+    """Claims whose lease ran out (``any_lease``: every claim, when the caller knows no
+    dispatcher is alive): their gateway call may have happened, so they are parked as
+    ``uncertain`` rather than sent a second time. Returns how many."""
     now = utcnow()
+    stale = update(Message).where(col(Message.status) == MessageStatus.SENDING)
+    if not any_lease:
+        stale = stale.where(col(Message.lease_until) < now)
     result = session.execute(
-        update(Message)
-        .where(col(Message.status) == MessageStatus.SENDING)
-        .where(col(Message.lease_until) < now)
+        stale
         .values(
             status=MessageStatus.UNCERTAIN,
             reason="the dispatcher stopped during the gateway call; not resent to avoid a "

@@ -178,3 +178,15 @@ def test_swaks_sends_an_sms(server: Mail2SmsServer) -> None:
     assert sms["to"] == "+33611223344"
     assert sms["from"] == "ACME"
     assert sms["text"] == "Alerte: serveur en panne"
+
+
+def test_serving_on_postgresql(tmp_path: Path, pg_url: str, smtp_sink: SmtpSink) -> None:
+    config = base_config(tmp_path, database={"url": pg_url},
+                         mail_out={"relay": f"127.0.0.1:{smtp_sink.port}"})
+    with Mail2SmsServer(tmp_path, config) as server:
+        with connect(server) as client:
+            client.login("alice@example.com", PASSWORD)
+            client.send_message(email("06 12 34 56 78; 07 51 22 33 44", "Sur PostgreSQL"))
+        sms = sent_sms(server, 2)
+    assert sorted(s["to"] for s in sms) == ["+33612345678", "+33751223344"]
+    assert "2 SMS" in smtp_sink.wait_for(1)[0].message.get_content()

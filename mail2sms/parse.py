@@ -110,7 +110,9 @@ def _parse(
 def _read_message(raw: bytes) -> Message:
     if not isinstance(raw, bytes | bytearray) or not raw.strip():
         raise ParseError(554, "the message is empty: expected headers, a blank line, the text")
-    msg = BytesParser(policy=policy.default).parsebytes(bytes(raw))
+    # compat32: every header is read raw and decoded here, and the modern policy would
+    # build a header object for each lookup, the costliest part of reading an email.
+    msg = BytesParser(policy=policy.compat32).parsebytes(bytes(raw))
     if not msg.keys():
         raise ParseError(
             554,

@@ -123,3 +123,90 @@ class OptOutEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
     source: str = "sms"
     by: str | None = None
+
+
+class InboundStatus(StrEnum):
+    RECEIVED = "received"
+    HANDLED = "handled"  # a step decided what to do with it
+    DUPLICATE = "duplicate"
+    ERROR = "error"
+
+
+class Inbound(SQLModel, table=True):
+    """One SMS received (MO), with what the pipeline decided and why."""
+
+    __tablename__ = "inbound"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: Gateway id when it gives one, else a hash of sender, text and gateway time.
+    dedup_key: str = Field(index=True, unique=True)
+    gateway_id: str | None = None
+    sender: str = Field(index=True)  # E.164 when it parses, else as received
+    receiver: str = ""  # our shortcode or long number
+    text: str = ""
+    gateway_time: str | None = None
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    status: str = InboundStatus.RECEIVED
+    #: The step that settled it (optout, optin, help, survey, keyword, forward, fallback).
+    handled_by: str | None = None
+    #: JSON list of {"step", "decision", "reason"}: every step's verdict, in order.
+    decisions: str = "[]"
+    rule: str | None = None  # keyword rule or survey that answered
+
+
+class SurveySession(SQLModel, table=True):
+    """A number going through a survey; at most one open per number."""
+
+    __tablename__ = "survey_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True)
+    survey: str = Field(index=True)
+    step: str | None = None  # the question waiting for an answer
+    retries: int = 0
+    status: str = Field(default="open", index=True)  # open | done | timeout | stopped
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+
+
+class SurveyAnswer(SQLModel, table=True):
+    __tablename__ = "survey_answers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="survey_sessions.id", index=True)
+    survey: str = Field(index=True)
+    step: str
+    text: str  # as received
+    value: str  # as validated: choice key, integer, yes/no, or the free text
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True, unique=True)  # E.164
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    birthday: str | None = None  # ISO date
+    fields: str = "{}"  # JSON object of custom fields
+    tags: str = "[]"  # JSON list
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactGroup(SQLModel, table=True):
+    __tablename__ = "contact_groups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GroupMember(SQLModel, table=True):
+    __tablename__ = "group_members"
+
+    group_id: int = Field(foreign_key="contact_groups.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", primary_key=True, index=True)

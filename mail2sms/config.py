@@ -80,6 +80,27 @@ class InboundConfig(BaseModel):
     reply_to_sender: bool = True
 
 
+class ImapConfig(BaseModel):
+    """A mailbox on an existing mail server, watched as a second intake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 993
+    ssl: bool = True  # implicit TLS (993); false: plain IMAP (143, loopback only)
+    username: str = ""
+    password: str = ""
+    mailbox: str = "INBOX"
+    processed_folder: str = "mail2sms/processed"
+    error_folder: str = "mail2sms/errors"
+    idle: bool = True  # IMAP IDLE when the server offers it; polling otherwise
+    poll_interval: float = 60.0  # seconds between polls (and IDLE renewals)
+    #: When set, only emails whose Authentication-Results from this authserv-id say
+    #: dkim=pass or spf=pass for the From domain are taken.
+    trusted_authserv_id: str | None = None
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -90,6 +111,7 @@ class Config(BaseModel):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     mail_out: MailOutConfig = Field(default_factory=MailOutConfig)
     inbound: InboundConfig = Field(default_factory=InboundConfig)
+    imap: ImapConfig = Field(default_factory=ImapConfig)
     rules: str | None = "rules.yaml"
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
     log_level: str = "INFO"

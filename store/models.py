@@ -121,8 +121,9 @@ class OptOutEvent(SQLModel, table=True):
     number: str = Field(index=True)
     action: str = "add"  # add | remove
     at: datetime = Field(default_factory=utcnow)
-    source: str = "sms"
+    source: str = "sms"  # sms | cli | import | api
     by: str | None = None
+    note: str | None = None  # e.g. how the person's consent to be removed was obtained
 
 
 class InboundStatus(StrEnum):

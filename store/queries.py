@@ -287,26 +287,38 @@ def opted_out(session: Session, numbers: Sequence[str]) -> set[str]:
     return found
 
 
-def add_optout(session: Session, number: str, source: str, by: str | None) -> bool:
+def add_optout(
+    session: Session, number: str, source: str, by: str | None, note: str | None = None
+) -> bool:
     """Put a number on the opt-out list; False when it already was."""
     if session.get(OptOut, number) is not None:
         return False
     session.add(OptOut(number=number, source=source, by=by))
-    session.add(OptOutEvent(number=number, action="add", source=source, by=by))
+    session.add(OptOutEvent(number=number, action="add", source=source, by=by, note=note))
     return True
 
 
-def remove_optout(session: Session, number: str, source: str, by: str | None) -> bool:
+def remove_optout(
+    session: Session, number: str, source: str, by: str | None, note: str | None = None
+) -> bool:
     row = session.get(OptOut, number)
     if row is None:
         return False
     session.delete(row)
-    session.add(OptOutEvent(number=number, action="remove", source=source, by=by))
+    session.add(OptOutEvent(number=number, action="remove", source=source, by=by, note=note))
     return True
 
 
 def list_optouts(session: Session) -> list[OptOut]:
     return list(session.exec(select(OptOut).order_by(col(OptOut.number))))
+
+
+def optout_history(session: Session, number: str | None = None) -> list[OptOutEvent]:
+    """Every opt-out change (of one number, or all), oldest first."""
+    stmt = select(OptOutEvent).order_by(col(OptOutEvent.at), col(OptOutEvent.id))
+    if number is not None:
+        stmt = stmt.where(OptOutEvent.number == number)
+    return list(session.exec(stmt))
 
 
 # --- outbox results, many per transaction ------------------------------------------

@@ -39,6 +39,11 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration f
 DEFAULT_CONFIG = Path("config.yaml")
 
 
+def load_or_exit(path: Path) -> Config:
+    """The config, or every problem printed and exit code 2."""
+    return _load(path)
+
+
 def _load(path: Path) -> Config:
     try:
         return load_config(path)
@@ -212,6 +217,14 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
     finally:
         db.close()
 
+
+def _register_groups() -> None:
+    from mail2sms.cli_optouts import app as optouts
+
+    app.add_typer(optouts, name="optouts")
+
+
+_register_groups()
 
 if __name__ == "__main__":
     app()

@@ -120,7 +120,7 @@ class Collector:
         not one of *groups* (the regex's named groups; None: no check)."""
         if text is None:
             return
-        allowed = sorted(roots)
+        allowed = list(roots)
         try:
             check(text)
         except TemplateProblem as exc:

@@ -101,13 +101,13 @@ def _keyword_list(c: Collector, value: Any, name: str,
 
 def _check_lists_apart(c: Collector, lists: dict[str, KeywordList]) -> None:
     owner: dict[str, str] = {}
-    for name, _, _ in _LISTS:
+    for name, _, label in _LISTS:
         for number, word in enumerate(lists[name].keywords):
             if word in owner:
                 c.add((name, "keywords", number),
                       f"{word!r} is already an {owner[word]} word; a word belongs to one list")
             else:
-                owner[word] = name
+                owner[word] = label
 
 
 def _rules(c: Collector, value: Any, lists: dict[str, KeywordList],
@@ -139,10 +139,13 @@ def _rule(c: Collector, item: Any, path: Path, reserved: dict[str, str], seen: _
               if keyword is None else "a rule has 'keyword' or 'regex', not both")
         return None
     to = _receivers(c, data, path)
-    name = c.text(data, "name", path) or keyword or f"regex {path[-1]}"
-    if name in seen.names:
-        c.add((*path, "name"), f"rule name {name!r} is already used on line {seen.names[name]}")
-    seen.names[name] = c.lines.of(path)
+    given = c.text(data, "name", path)
+    name = given or keyword or f"regex {path[-1]}"
+    if given is not None:
+        if given in seen.names:
+            c.add((*path, "name"), f"rule name {given!r} is already used on line "
+                  f"{seen.names[given]}")
+        seen.names[given] = c.lines.of((*path, "name"))
     keywords = _keywords(c, data, path, name, to, reserved, seen) if keyword is not None else ()
     regex = _regex(c, data, path) if pattern is not None else None
     if keyword is None and "aliases" in data:

@@ -297,7 +297,8 @@ def test_integer_min_greater_than_max() -> None:
     ("90", timedelta(seconds=90)), ("45s", timedelta(seconds=45)),
 ])
 def test_timeouts(value: str, expected: timedelta) -> None:
-    rules = parse_rules(f"surveys:\n  s:\n    timeout: {value}\n    questions: [{{id: q, text: x}}]\n")
+    text = f"surveys:\n  s:\n    timeout: {value}\n    questions: [{{id: q, text: x}}]\n"
+    rules = parse_rules(text)
     assert rules.surveys["s"].timeout == expected
 
 

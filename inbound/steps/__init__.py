@@ -1,0 +1,1 @@
+"""The inbound steps, one module each (GNU Mailman's rules shape)."""

@@ -1,0 +1,390 @@
+"""Queries of the inbound pipeline: received SMS, survey sessions, contacts, replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from store import queries
+from store.models import (
+    Contact,
+    ContactGroup,
+    GroupMember,
+    Inbound,
+    Message,
+    MessageStatus,
+    OptOut,
+    SendRequestRow,
+    SurveyAnswer,
+    SurveySession,
+    utcnow,
+)
+
+#: Sources of requests written by a person (a reply goes back to them by email).
+STAFF_SOURCES = ("smtp", "imap", "cli")
+
+# --- received SMS ------------------------------------------------------------------
+
+
+def insert_inbound(
+    session: Session,
+    *,
+    dedup_key: str,
+    sender: str,
+    receiver: str,
+    text: str,
+    gateway_id: str | None = None,
+    gateway_time: str | None = None,
+    received_at: datetime | None = None,
+) -> int | None:
+    """Insert a received SMS; its id, or None when ``dedup_key`` is already stored.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` on the unique key: two gateway retries racing on
+    PostgreSQL cannot both get in. (A savepoint around a plain insert would do on
+    PostgreSQL, but pysqlite commits a savepoint opened as a transaction's first
+    statement when it is released, so the row would outlive a later rollback.)
+    """
+    table = Inbound.__table__  # type: ignore[attr-defined]
+    values = {
+        "dedup_key": dedup_key,
+        "gateway_id": gateway_id,
+        "sender": sender,
+        "receiver": receiver,
+        "text": text,
+        "gateway_time": gateway_time,
+        "received_at": received_at or utcnow(),
+        "status": "received",
+        "decisions": "[]",
+    }
+    dialect = session.get_bind().dialect.name
+    maker = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = (
+        maker(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(table.c.id)
+    )
+    row = session.execute(stmt).first()
+    return int(row[0]) if row else None
+
+
+def find_inbound(session: Session, dedup_key: str) -> Inbound | None:
+    return session.exec(select(Inbound).where(Inbound.dedup_key == dedup_key)).first()
+
+
+def get_inbound(session: Session, inbound_id: int) -> Inbound | None:
+    return session.get(Inbound, inbound_id)
+
+
+def record_decisions(
+    session: Session,
+    inbound_id: int,
+    *,
+    status: str,
+    handled_by: str | None,
+    decisions: Sequence[dict[str, Any]],
+    rule: str | None = None,
+) -> None:
+    """Store every step's verdict on the Inbound row (JSON list, in order)."""
+    session.execute(
+        update(Inbound)
+        .where(col(Inbound.id) == inbound_id)
+        .values(
+            status=status,
+            handled_by=handled_by,
+            decisions=json.dumps(list(decisions), ensure_ascii=False),
+            rule=rule,
+        )
+    )
+
+
+def handled_since(session: Session, number: str, step: str, since: datetime) -> int:
+    """How many SMS from ``number`` the step ``step`` settled since ``since``."""
+    stmt = (
+        select(func.count())
+        .select_from(Inbound)
+        .where(Inbound.sender == number)
+        .where(Inbound.handled_by == step)
+        .where(col(Inbound.received_at) >= since)
+    )
+    return int(session.exec(stmt).one())
+
+
+# --- surveys -------------------------------------------------------------------------
+
+
+def open_session(session: Session, number: str) -> SurveySession | None:
+    """The number's open survey session (the newest, should there ever be two)."""
+    stmt = (
+        select(SurveySession)
+        .where(SurveySession.number == number)
+        .where(SurveySession.status == "open")
+        .order_by(col(SurveySession.id).desc())
+    )
+    return session.exec(stmt).first()
+
+
+def close_open_sessions(
+    session: Session, number: str, status: str, now: datetime | None = None
+) -> int:
+    """Close every open session of ``number`` with ``status``; how many were open."""
+    now = now or utcnow()
+    result = session.execute(
+        update(SurveySession)
+        .where(col(SurveySession.number) == number)
+        .where(col(SurveySession.status) == "open")
+        .values(status=status, updated_at=now, closed_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def start_session(
+    session: Session, number: str, survey: str, step: str, now: datetime | None = None
+) -> int:
+    """Open a session at question ``step``; any other open one is closed (``replaced``)."""
+    now = now or utcnow()
+    close_open_sessions(session, number, "replaced", now)
+    row = SurveySession(
+        number=number, survey=survey, step=step, started_at=now, updated_at=now
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def advance_session(
+    session: Session, session_id: int, *, step: str, retries: int, now: datetime | None = None
+) -> None:
+    """Move a session to question ``step`` (or count an invalid answer to it)."""
+    session.execute(
+        update(SurveySession)
+        .where(col(SurveySession.id) == session_id)
+        .values(step=step, retries=retries, updated_at=now or utcnow())
+    )
+
+
+def close_session(
+    session: Session, session_id: int, status: str, now: datetime | None = None
+) -> None:
+    """Close one session: ``done``, ``abandoned``, ``timeout``, ``stopped``, ``replaced``."""
+    now = now or utcnow()
+    session.execute(
+        update(SurveySession)
+        .where(col(SurveySession.id) == session_id)
+        .values(status=status, updated_at=now, closed_at=now)
+    )
+
+
+def add_answer(
+    session: Session,
+    session_id: int,
+    *,
+    survey: str,
+    step: str,
+    text: str,
+    value: str,
+    now: datetime | None = None,
+) -> None:
+    session.add(SurveyAnswer(session_id=session_id, survey=survey, step=step, text=text,
+                             value=value, at=now or utcnow()))
+
+
+def answers_of(session: Session, session_id: int) -> dict[str, str]:
+    """Question id -> validated value, the latest answer winning."""
+    stmt = (
+        select(SurveyAnswer.step, SurveyAnswer.value)
+        .where(SurveyAnswer.session_id == session_id)
+        .order_by(col(SurveyAnswer.id))
+    )
+    return {step: value for step, value in session.exec(stmt)}
+
+
+# --- contacts ------------------------------------------------------------------------
+
+#: Fields every contact has for templates, empty when unknown.
+CONTACT_FIELDS = ("first_name", "last_name", "email", "birthday")
+
+
+def contact_fields(session: Session, number: str) -> dict[str, Any]:
+    """What templates see as ``contact``: standard fields ('' when unknown), ``number``,
+    ``tags``, ``groups``, ``known`` and the custom fields."""
+    contact = session.exec(select(Contact).where(Contact.number == number)).first()
+    fields: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS, "")
+    fields.update(number=number, tags=[], groups=[], known=contact is not None)
+    if contact is None:
+        return fields
+    custom = _json(contact.fields, {})
+    if isinstance(custom, dict):
+        # custom fields never hide the standard ones
+        fields.update({k: v for k, v in custom.items() if k not in fields})
+    for name in CONTACT_FIELDS:
+        fields[name] = getattr(contact, name) or ""
+    fields["tags"] = _json(contact.tags, [])
+    stmt = (
+        select(ContactGroup.name)
+        .join(GroupMember, col(GroupMember.group_id) == col(ContactGroup.id))
+        .where(GroupMember.contact_id == contact.id)
+        .order_by(col(ContactGroup.name))
+    )
+    fields["groups"] = list(session.exec(stmt))
+    return fields
+
+
+def _json(text: str, default: Any) -> Any:
+    try:
+        return json.loads(text or "null") or default
+    except ValueError:
+        return default
+
+
+def _contact(session: Session, number: str) -> Contact:
+    """The contact of ``number``, created (number only) when missing."""
+    contact = session.exec(select(Contact).where(Contact.number == number)).first()
+    if contact is not None:
+        return contact
+    try:
+        with session.begin_nested():
+            contact = Contact(number=number)
+            session.add(contact)
+            session.flush()
+    except IntegrityError:  # created meanwhile by a concurrent SMS from the same number
+        contact = session.exec(select(Contact).where(Contact.number == number)).one()
+    return contact
+
+
+def add_tags(session: Session, number: str, tags: Sequence[str]) -> list[str]:
+    """Add tags to the number's contact (created when missing); the tags it now has."""
+    contact = _contact(session, number)
+    current = _json(contact.tags, [])
+    current = current if isinstance(current, list) else []
+    added = [t for t in tags if t not in current]
+    if added:
+        contact.tags = json.dumps(current + added, ensure_ascii=False)
+        contact.updated_at = utcnow()
+        session.add(contact)
+        session.flush()
+    return current + added
+
+
+def add_to_groups(session: Session, number: str, groups: Sequence[str]) -> list[str]:
+    """Put the number's contact in ``groups`` (both created when missing); the groups
+    it was not in before."""
+    contact = _contact(session, number)
+    joined = []
+    for name in groups:
+        group = session.exec(select(ContactGroup).where(ContactGroup.name == name)).first()
+        if group is None:
+            try:
+                with session.begin_nested():
+                    group = ContactGroup(name=name)
+                    session.add(group)
+                    session.flush()
+            except IntegrityError:
+                group = session.exec(select(ContactGroup).where(ContactGroup.name == name)).one()
+        assert group.id is not None and contact.id is not None
+        if session.get(GroupMember, (group.id, contact.id)) is None:
+            session.add(GroupMember(group_id=group.id, contact_id=contact.id))
+            session.flush()
+            joined.append(name)
+    return joined
+
+
+# --- who wrote to a number -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffWriter:
+    """The person whose email last sent an SMS to a number."""
+
+    user: str
+    email_message_id: str | None
+    subject: str
+    request_id: int
+    sent_at: datetime
+
+
+def last_staff_writer(session: Session, number: str) -> StaffWriter | None:
+    """The most recent request from a person (smtp, imap, cli) with an SMS to ``number``."""
+    stmt = (
+        select(SendRequestRow)
+        .join(Message, col(Message.request_id) == col(SendRequestRow.id))
+        .where(Message.to == number)
+        .where(col(SendRequestRow.source).in_(STAFF_SOURCES))
+        .where(SendRequestRow.status == "accepted")
+        .order_by(col(Message.id).desc())
+        .limit(1)
+    )
+    row = session.exec(stmt).first()
+    if row is None or row.id is None:
+        return None
+    return StaffWriter(user=row.user, email_message_id=row.email_message_id,
+                       subject=row.subject, request_id=row.id, sent_at=row.created_at)
+
+
+# --- replies and opt-outs --------------------------------------------------------------
+
+
+def is_opted_out(session: Session, number: str) -> OptOut | None:
+    """The number's opt-out entry, None when it may receive SMS."""
+    return session.get(OptOut, number)
+
+
+def sent_since(session: Session, number: str, since: datetime) -> int:
+    return queries.counts_since(session, [number], since).get(number, 0)
+
+
+def queue_reply(
+    session: Session,
+    *,
+    to: str,
+    sender: str | None,
+    text: str,
+    encoding: str,
+    segments: int,
+    status: str = MessageStatus.QUEUED,
+    reason: str | None = None,
+) -> int:
+    """Queue an SMS answering an inbound one (no send request); returns its id.
+
+    ``status`` ``skipped``/``refused`` with a ``reason`` keeps a reply that may not go
+    (opted out, daily maximum) visible instead of dropping it.
+    """
+    now = utcnow()
+    message = Message(to=to, sender=sender or None, text=text, encoding=encoding,
+                      segments=segments, status=status, reason=reason, created_at=now,
+                      updated_at=now, final_at=now if status != MessageStatus.QUEUED else None)
+    session.add(message)
+    session.flush()
+    assert message.id is not None
+    return message.id
+
+
+def opt_out(session: Session, number: str, *, source: str = "sms", by: str | None = None,
+            note: str | None = None) -> bool:
+    """Put ``number`` on the opt-out list (history kept); False when it already was,
+    including when a concurrent STOP from the same number got there first."""
+    try:
+        with session.begin_nested():
+            added = queries.add_optout(session, number, source, by, note)
+            session.flush()
+    except IntegrityError:
+        return False
+    return added
+
+
+def opt_in(session: Session, number: str, *, source: str = "sms", by: str | None = None,
+           note: str | None = None) -> bool:
+    """Take ``number`` off the opt-out list (history kept); False when it was not on it."""
+    added = queries.remove_optout(session, number, source, by, note)
+    session.flush()
+    return added

@@ -94,6 +94,9 @@ def _keyword_list(c: Collector, value: Any, name: str,
             c.add((name, "keywords", number), f"{word!r} has no letter or digit to match")
         elif folded not in words:
             words.append(folded)
+    if name == "optout" and "keywords" in data and not words:
+        c.add((name, "keywords"), "the opt-out list cannot be empty: people must be able "
+              f"to say STOP (default: {', '.join(DEFAULT_OPTOUT)})")
     reply = c.text(data, "reply", (name,))
     c.template(reply, (name, "reply"), PLAIN_ROOTS)
     return KeywordList(tuple(words) if "keywords" in data else default, reply)

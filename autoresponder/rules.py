@@ -59,13 +59,18 @@ class Question:
     id: str
     text: str  # Jinja2 template sent as the SMS
     kind: str  # "choice" | "integer" | "text" | "yes_no"
-    choices: dict[str, str] = field(default_factory=dict)  # folded answer -> value
+    #: Choice key (what is stored) -> label, in file order; the key, the label or the
+    #: 1-based position is a valid answer.
+    choices: dict[str, str] = field(default_factory=dict)
     minimum: int | None = None  # for integer
     maximum: int | None = None
     retry: str | None = None  # sent when the answer is not valid
-    #: Next question by answer value ("*" for any other); None in the map ends the survey.
+    #: Next question by answer value; None in the map ends the survey. The loader puts
+    #: a "*" branch into ``next`` ("*" in the map is honoured too).
     branches: dict[str, str | None] = field(default_factory=dict)
-    next: str | None = None  # default next question; None: the survey ends
+    #: Next question for any other answer (the following one in the file unless the
+    #: file says otherwise); None: the survey ends.
+    next: str | None = None
     where: Where = Where("", None)
 
 

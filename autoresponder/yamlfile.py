@@ -54,9 +54,15 @@ class Lines:
 
 
 def _index(
-    node: yaml.Node, path: Path, lines: Lines, duplicates: list[tuple[Path, int, int]]
+    node: yaml.Node, path: Path, lines: Lines, duplicates: list[tuple[Path, int, int]],
+    seen: set[int],
 ) -> None:
     lines.values[path] = node.start_mark.line + 1
+    # An alias reuses its anchor's node: walking it again could be exponential (nested
+    # aliases) or endless (a node that contains itself).
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         lines.blocks.add(path)
     elif isinstance(node, yaml.MappingNode):
@@ -67,14 +73,28 @@ def _index(
                 duplicates.append((child, lines.keys[child], key.start_mark.line + 1))
                 continue
             lines.keys[child] = key.start_mark.line + 1
-            _index(value, child, lines, duplicates)
+            _index(value, child, lines, duplicates, seen)
     elif isinstance(node, yaml.SequenceNode):
         for number, item in enumerate(node.value):
-            _index(item, (*path, number), lines, duplicates)
+            _index(item, (*path, number), lines, duplicates, seen)
 
 
 def where(path: Path) -> str:
     return ".".join(str(p) for p in path)
+
+
+def _error_line(exc: yaml.YAMLError, text: str) -> int | None:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+
+
+def _error_text(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character {exc.character:#x} is not allowed in YAML"
+    return getattr(exc, "problem", None) or str(exc)
 
 
 def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[RuleProblem]]:
@@ -82,21 +102,21 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[RuleProblem]]:
 
     Returns the data, its line index and the problems YAML itself lets through
     (a key given twice in one mapping)."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RulesError([RuleProblem(file, line, "", f"YAML syntax: {problem}")]) from exc
+        raise RulesError([RuleProblem(file, _error_line(exc, text), "",
+                                      f"YAML syntax: {_error_text(exc)}")]) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines = Lines()
     duplicates: list[tuple[Path, int, int]] = []
     if node is not None:
-        _index(node, (), lines, duplicates)
+        _index(node, (), lines, duplicates, set())
     problems = [
         RuleProblem(file, again, where(path), f"key given twice (first on line {first}); "
                     "the last one would win")

@@ -5,6 +5,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoresponder.loader import RuleProblem, RulesError, load_rules, parse_rules
 from autoresponder.rules import DEFAULT_HELP, DEFAULT_OPTIN, DEFAULT_OPTOUT
@@ -363,3 +366,51 @@ def test_several_problems_reported_together_in_line_order() -> None:
     assert [p.line for p in found] == [1, 4, 5, 6, 7, 10, 12, 12, 13]
     text = str(RulesError(found))
     assert text.splitlines()[0].startswith("rules.yaml:1: optin.reply: ")
+
+
+def test_empty_optout_list_is_refused() -> None:
+    problem = only("optout:\n  keywords: []\n")
+    assert problem.line == 2 and "cannot be empty" in problem.message
+    assert parse_rules("help: {keywords: []}\n").help.keywords == ()
+
+
+def test_nested_aliases_stay_cheap() -> None:
+    lines = ["a0: &a0 [x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}]" for n in range(1, 40)]
+    found = problems("\n".join(lines) + "\n")
+    assert len(found) == 40 and all("unknown key" in p.message for p in found)
+
+
+def test_file_that_is_not_a_mapping() -> None:
+    problem = only("- keyword: A\n")
+    assert problem.line == 1 and "expected a mapping" in problem.message
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200)
+def test_any_text_gives_rules_or_problems(text: str) -> None:
+    try:
+        parse_rules(text)
+    except RulesError as exc:
+        assert exc.problems
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["keywords", "keyword", "regex", "surveys", "questions", "next", "id",
+                         "text", "type", "choices", "optout", "reply", "fallback", "s", "to"]),
+        inner, max_size=4),
+    max_leaves=15,
+))
+@settings(max_examples=300)
+def test_any_structure_gives_rules_or_problems(data: object) -> None:
+    try:
+        parse_rules(yaml.safe_dump(data, allow_unicode=True))
+    except RulesError as exc:
+        assert exc.problems
+
+
+def test_unprintable_character() -> None:
+    problem = only("keywords:\n  - keyword: A\x08\n")
+    assert problem.line == 2 and "0x8" in problem.message

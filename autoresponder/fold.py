@@ -36,7 +36,3 @@ def first_word(text: str) -> str:
     """The folded first word of the text ('' when it has none)."""
     return fold(text).partition(" ")[0]
 
-
-def leading(words: list[str], count: int) -> str:
-    """The first *count* folded words joined, for multi-word keywords."""
-    return " ".join(words[:count])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from mail2sms.config import Config, ConfigProblem, load_yaml_with_lines, split_host_port
@@ -62,6 +63,7 @@ def check_all(config: Config, path: Path) -> list[ConfigProblem]:
             "travels in gateway URLs, where % & + would be misread")
     if config.gateway.rate_per_second <= 0:
         add(("gateway", "rate_per_second"), "must be above 0")
+    problems += _rules_problems(config, add)
     try:
         from zoneinfo import ZoneInfo
 
@@ -69,3 +71,21 @@ def check_all(config: Config, path: Path) -> list[ConfigProblem]:
     except Exception:
         add(("compliance", "timezone"), f"unknown time zone {config.compliance.timezone!r}")
     return problems
+
+
+def _rules_problems(config: Config, add: Callable[[tuple, str], None]) -> list[ConfigProblem]:
+    """Every problem of the rules file, as ``file:line: where: message`` too."""
+    from autoresponder.loader import RulesError, load_rules
+
+    path = config.rules_file
+    if path is None:
+        return []
+    if not path.is_file():
+        add(("rules",), f"no such file: {path} (the built-in STOP/START/HELP words apply "
+            "until it exists)")
+        return []
+    try:
+        load_rules(path)
+    except RulesError as exc:
+        return [ConfigProblem(p.file, p.line, p.where, p.message) for p in exc.problems]
+    return []

@@ -26,7 +26,7 @@ app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_i
                   add_completion=False)
 # markup off: user text is full of [brackets] ([test], [at:...]) that Rich would eat.
 # soft_wrap: "file:line: key: message" stays one line whatever the terminal width.
-console = Console(markup=False, highlight=False)
+console = Console(markup=False, highlight=False, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 

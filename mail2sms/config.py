@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from gateway.config import GatewayConfig, MailOutConfig
 from sms.config import ComplianceConfig
@@ -89,6 +89,7 @@ class ImapConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = 993
     ssl: bool = True  # implicit TLS (993); false: plain IMAP (143, loopback only)
+    ca_file: str | None = None  # PEM CA bundle for a private CA; None: the system's
     username: str = ""
     password: str = ""
     mailbox: str = "INBOX"
@@ -115,6 +116,17 @@ class Config(BaseModel):
     rules: str | None = "rules.yaml"
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
     log_level: str = "INFO"
+    #: The config file's folder: relative paths in it (rules) are taken from there.
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def rules_file(self) -> Path | None:
+        if not self.rules:
+            return None
+        path = Path(self.rules)
+        if not path.is_absolute() and self._base_dir is not None:
+            path = self._base_dir / path
+        return path
 
     def user(self, email: str) -> UserConfig | None:
         email = email.strip().lower()
@@ -235,4 +247,6 @@ def load_config(path: str | Path) -> Config:
     """Read and validate the config file; relative paths in it are kept as written."""
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
-    return parse_config(data, file=str(path), lines=lines)
+    config = parse_config(data, file=str(path), lines=lines)
+    config._base_dir = path.parent
+    return config

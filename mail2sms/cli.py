@@ -220,8 +220,11 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
 
 def _register_groups() -> None:
     from mail2sms.cli_optouts import app as optouts
+    from mail2sms.cli_results import export_app, stats_app
 
     app.add_typer(optouts, name="optouts")
+    app.add_typer(export_app, name="export")
+    app.add_typer(stats_app, name="stats")
 
 
 _register_groups()

@@ -16,6 +16,7 @@ from gateway.outbox import Outbox
 from gateway.sweeper import run_sweeper
 from mail2sms.api import create_app
 from mail2sms.config import Config, split_host_port
+from mail2sms.imap import ImapIntake
 from mail2sms.service import Service
 from mail2sms.smtp import start_smtp
 from store.db import Database
@@ -67,6 +68,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         asyncio.create_task(run_sweeper(db, stop), name="sweeper"),
         asyncio.create_task(api.serve(), name="http"),
     ]
+    if config.imap.enabled:
+        tasks.append(asyncio.create_task(ImapIntake(config, service).run(stop), name="imap"))
     # uvicorn binds inside serve(); wait for it so "ready" means every port answers.
     for _ in range(200):
         if api.started or any(t.done() for t in tasks):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -41,6 +42,8 @@ from store.db import Database
 from store.models import InboundStatus, MessageStatus
 
 log = logging.getLogger("mail2sms.inbound")
+
+_PHONE = re.compile(r"\+\d{6,15}")  # E.164: where an SMS can be sent back
 
 STEPS: tuple[Step, ...] = (
     Dedup(), Empty(), OptOut(), OptIn(), Help(), SurveyAnswer(), Keyword(), Forward(),
@@ -177,7 +180,9 @@ class Pipeline:
         info = analyse(text)
         status, reason = MessageStatus.QUEUED, None
         number = ctx.sms.sender
-        if decision.to_opted_out:
+        if not _PHONE.fullmatch(number):
+            status, reason = MessageStatus.SKIPPED, "the sender is not a phone number"
+        elif decision.to_opted_out:
             pass  # the STOP/START confirmation: consent is what it is about
         elif ctx.opted_out:
             status, reason = MessageStatus.SKIPPED, "opted out"

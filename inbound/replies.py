@@ -103,7 +103,7 @@ def build_reply(
             msg["In-Reply-To"] = writer.email_message_id
             msg["References"] = writer.email_message_id
     else:
-        subject = f"SMS from {display}"
+        subject = f"SMS from {sms.sender}"  # a name here would be a word to parse
     msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
     msg["Date"] = format_datetime(received.astimezone(ZoneInfo(settings.timezone)))
     msg["Message-ID"] = make_msgid(domain=settings.domain)

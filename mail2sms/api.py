@@ -8,18 +8,32 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import select
 
+from autoresponder.rules import RuleSet
 from gateway.dlr import from_generic, from_kannel, generic_ids, record_dlr
+from inbound import mo
+from inbound.model import utc_clock
+from inbound.pipeline import Outcome, Pipeline
 from mail2sms.config import Config
+from sms.phones import mask
 from store.db import Database
 
 log = logging.getLogger("mail2sms.api")
 
 
-def create_app(config: Config, db: Database) -> FastAPI:
+def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None) -> FastAPI:
+    """``pipeline`` handles received SMS; without one, only the default opt-out, opt-in
+    and help words are acted on and nothing is mailed."""
     app = FastAPI(title="mail2sms", docs_url=None, redoc_url=None, openapi_url=None)
+    if pipeline is None:
+        from mail2sms.serve import inbound_settings
+
+        default = RuleSet()
+        pipeline = Pipeline(db, lambda: default, inbound_settings(config))
+    inbound = pipeline
+    country = config.compliance.country
     expected = config.http.webhook_token.encode()
 
     def require_token(request: Request, token: Annotated[str | None, Query()] = None) -> None:
@@ -87,6 +101,70 @@ def create_app(config: Config, db: Database) -> FastAPI:
             message = await record_dlr(db, update, message_id=message_id, gateway_id=gateway_id)
             results.append({"id": message.id if message else None,
                             "status": message.status if message else "unknown"})
+        return JSONResponse({"results": results})
+
+    async def take(received: mo.Received) -> Outcome:
+        sms = received.sms
+        for note in received.notes:
+            log.info("MO from %s: %s", mask(sms.sender), note)
+        outcome = await inbound.handle(sms)
+        log.info("MO #%s from %s to %s: %s", outcome.inbound_id, mask(sms.sender),
+                 sms.receiver, outcome.handled_by or
+                 (outcome.decisions[-1].decision if outcome.decisions else "nothing"))
+        return outcome
+
+    @app.api_route("/webhooks/kannel/mo", methods=["GET", "POST"],
+                   dependencies=[Depends(require_token)])
+    async def kannel_mo(request: Request) -> Response:
+        # Kannel sends a non-empty answer body to the phone as an SMS: every answer here
+        # is empty, and replies go out through the outbox instead.
+        values = mo.raw_params(request.scope.get("query_string", b""))
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "")
+            if "application/x-www-form-urlencoded" in ctype:
+                values.update(mo.raw_params(await request.body()))
+        try:
+            received = mo.from_kannel(values, country=country, now=utc_clock())
+        except mo.BadMo as exc:
+            log.warning("Kannel MO refused: %s", exc)
+            return Response(status_code=400)
+        try:
+            await take(received)
+        except Exception:
+            log.exception("MO from %s not stored", mask(received.sms.sender))
+            return Response(status_code=503)
+        return Response(status_code=200)
+
+    @app.post("/webhooks/mo", dependencies=[Depends(require_token)])
+    async def generic_mo(request: Request) -> JSONResponse:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "expected a JSON body"}, status_code=400)
+        items = payload if isinstance(payload, list) else [payload]
+        now = utc_clock()
+        # Every item is checked before any is taken (a 400 makes the gateway resend all).
+        checked = []
+        for index, item in enumerate(items):
+            try:
+                checked.append(mo.from_json(item, country=country, now=now))
+            except mo.BadMo as exc:
+                log.warning("generic MO refused: item %d: %s", index, exc)
+                return JSONResponse({"error": f"item {index}: {exc}"}, status_code=400)
+        results = []
+        for received in checked:
+            try:
+                outcome = await take(received)
+            except Exception:
+                log.exception("MO from %s not stored", mask(received.sms.sender))
+                return JSONResponse({"error": "database unavailable", "results": results},
+                                    status_code=503)
+            status = ("duplicate" if outcome.duplicate else
+                      "error" if any(d.step == "pipeline" for d in outcome.decisions)
+                      else "handled")
+            results.append({"id": outcome.inbound_id, "status": status,
+                            "handled_by": outcome.handled_by,
+                            "replies": len(outcome.replies)})
         return JSONResponse({"results": results})
 
     return app

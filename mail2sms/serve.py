@@ -10,10 +10,14 @@ from urllib.parse import quote
 
 import uvicorn
 
+from autoresponder.loader import RulesError
 from gateway.drivers import make_driver
 from gateway.mailer import Mailer
 from gateway.outbox import Outbox
 from gateway.sweeper import run_sweeper
+from inbound.model import Settings
+from inbound.pipeline import Pipeline
+from inbound.rulebook import Rulebook
 from mail2sms.api import create_app
 from mail2sms.config import Config, split_host_port
 from mail2sms.imap import ImapIntake
@@ -34,8 +38,36 @@ def dlr_url_template(config: Config) -> str:
     return f"{config.dlr_base_url}/webhooks/dlr?token={token}&id={{id}}"
 
 
+def inbound_settings(config: Config) -> Settings:
+    """The configuration values the inbound pipeline needs."""
+    return Settings(
+        forward_to=tuple(config.inbound.forward_to),
+        reply_to_sender=config.inbound.reply_to_sender,
+        domain=config.smtp.domains[0] if config.smtp.domains else "localhost",
+        mail_from=config.mail_out.from_,
+        timezone=config.compliance.timezone,
+        country=config.compliance.country,
+        transliterate=config.compliance.transliterate,
+        max_per_day=config.compliance.max_per_number_per_day,
+    )
+
+
+def load_rulebook(config: Config) -> Rulebook:
+    """The rules file, read once; an invalid one stops the start with every problem."""
+    rulebook = Rulebook(config.rules)
+    try:
+        rulebook.load()
+    except RulesError as exc:
+        for problem in exc.problems:
+            log.error("rules: %s", problem)
+        raise SystemExit(f"not started: {len(exc.problems)} problem(s) in the rules file "
+                         f"{config.rules}") from exc
+    return rulebook
+
+
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
+    rulebook = load_rulebook(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,13 +85,16 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     )
     mailer = Mailer(config.mail_out)
     service = Service(config, db, mailer=mailer, wake=outbox.wake)
+    # rulebook.reload() swaps the rules between two SMS (for a file watcher or SIGHUP)
+    pipeline = Pipeline(db, rulebook, inbound_settings(config), mailer=mailer,
+                        wake=outbox.wake)
 
     smtp_host, smtp_port = split_host_port(config.smtp.listen)
     smtp_server = await start_smtp(config, service, smtp_host, smtp_port)
     http_host, http_port = split_host_port(config.http.listen)
     api = uvicorn.Server(uvicorn.Config(
-        create_app(config, db), host=http_host, port=http_port, log_level="warning",
-        access_log=False, lifespan="off",
+        create_app(config, db, pipeline=pipeline), host=http_host, port=http_port,
+        log_level="warning", access_log=False, lifespan="off",
     ))
     api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
@@ -97,5 +132,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     api.should_exit = True
     await asyncio.wait(tasks, timeout=config.gateway.timeout + 5)
     await service.aclose()
+    await pipeline.aclose()
     await driver.aclose()
     db.close()

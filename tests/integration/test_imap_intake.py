@@ -235,3 +235,22 @@ def test_only_the_topmost_result_of_the_trusted_server_counts() -> None:
     headers["Authentication-Results"] = "mx.example.com; dkim=none; spf=fail"
     headers["Authentication-Results"] = "mx.example.com; dkim=pass header.d=example.com"
     assert authenticated(headers, "mx.example.com", "example.com") is not None
+
+
+@pytest.mark.parametrize("dovecot", [{"capability": "IMAP4rev1 LITERAL+"}], indirect=True)
+def test_server_without_idle_move_or_uidplus(
+    tmp_path: Path, dovecot: DovecotServer, smtp_sink: SmtpSink  # noqa: F811
+) -> None:
+    dovecot.deliver(MAILBOX_USER, email("06 12 34 56 78"))
+    dovecot.deliver(MAILBOX_USER, email("06 12 34 56 78", sender="mallory@example.org"))
+    config = imap_config(tmp_path, dovecot, smtp_sink, poll_interval=1)
+    with Mail2SmsServer(tmp_path, config) as server:
+        wait_until(lambda: len(filed(dovecot, PROCESSED)) == 1
+                   and len(filed(dovecot, ERRORS)) == 1, "both emails filed", server)
+        assert "polling every 1 s" in server.log  # idle asked for, but not offered
+        wait_until(lambda: filed(dovecot, "INBOX") == [], "the originals expunged", server)
+        dovecot.deliver(MAILBOX_USER, email("06 12 34 56 79"))
+        wait_until(lambda: len(filed(dovecot, PROCESSED)) == 2, "a new one polled", server)
+        assert len(wait_until(lambda: sms_sent(server), "the SMS", server)) == 2
+    assert all("\\Seen" in flags and "\\Deleted" not in flags
+               for flags in dovecot.flags(MAILBOX_USER, PROCESSED))

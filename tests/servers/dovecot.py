@@ -61,16 +61,19 @@ class DovecotServer:
     """Dovecot with IMAP on ``port`` and IMAPS on ``ssl_port``, both on 127.0.0.1.
 
     ``users`` maps login to plaintext password. ``cert_file`` is the self-signed
-    certificate, usable as a CA file by clients.
+    certificate, usable as a CA file by clients. ``capability`` replaces the capability
+    list announced after login, to play an older server (e.g. no IDLE, MOVE or UIDPLUS).
     """
 
-    def __init__(self, users: dict[str, str] | None = None) -> None:
+    def __init__(self, users: dict[str, str] | None = None, *,
+                 capability: str | None = None) -> None:
         if not dovecot_installed():
             raise DovecotNotFound(
                 f"Dovecot is not installed ({DOVECOT} / {DOVEADM} missing): "
                 "run `make system-deps` (installs Debian's dovecot-imapd)"
             )
         self.users = dict(users or {"inbox@example.com": "imap-pass"})
+        self.capability = capability
         self.host = "127.0.0.1"
         self.port = 0
         self.ssl_port = 0
@@ -254,7 +257,7 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
-""")
+""" + (f"imap_capability = {self.capability}\n" if self.capability else ""))
 
     def _launch(self) -> tuple[bool, str]:
         """Start the master in the foreground (our child); wait until IMAP answers."""

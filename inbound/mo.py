@@ -62,19 +62,32 @@ def decode_text(raw: bytes, coding: str | None, charset: str | None) -> tuple[st
             notes.append(f"unknown charset {charset!r}: read as UTF-8")
         except UnicodeDecodeError:
             notes.append(f"text is not valid {charset}: read as UTF-8")
-    # No usable label: UTF-8 never contains NUL, UCS-2 text nearly always does.
-    if b"\x00" in raw and len(raw) % 2 == 0:
-        try:
-            text = raw.decode("utf-16-be")
-            notes.append("no charset given: read as UCS-2 (UTF-16BE)")
-            return text, notes
-        except UnicodeDecodeError:
-            pass
+    # No usable label. UCS-2 of Latin text is a NUL every other byte; UTF-8 text has
+    # none (a stray NUL is junk, dropped later with the other controls).
+    if len(raw) % 2 == 0 and raw.count(0) * 4 >= len(raw) and (ucs2 := _utf16(raw)):
+        notes.append("no charset given: read as UCS-2 (UTF-16BE)")
+        return ucs2, notes
     try:
         return raw.decode("utf-8"), notes
     except UnicodeDecodeError:
-        notes.append("text is not UTF-8: read as Windows-1252")
-        return raw.decode("cp1252", "replace"), notes
+        pass
+    # Emoji-only UCS-2 has no NUL either; its surrogate pairs are a safe tell. (Other
+    # scripts in UCS-2 cannot be told from Windows-1252 bytes: hence charset=%C.)
+    ucs2 = _utf16(raw) if len(raw) % 2 == 0 else None
+    if ucs2 and any(ord(c) > 0xFFFF for c in ucs2):
+        notes.append("no charset given: read as UCS-2 (UTF-16BE)")
+        return ucs2, notes
+    notes.append("text is not UTF-8: read as Windows-1252")
+    return raw.decode("cp1252", "replace"), notes
+
+
+def _utf16(raw: bytes) -> str | None:
+    """The bytes as UTF-16BE when that gives printable text, else None."""
+    try:
+        text = raw.decode("utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    return text if all(c.isprintable() or c in "\n\r\t" for c in text) else None
 
 
 def clean_text(text: str) -> tuple[str, list[str]]:

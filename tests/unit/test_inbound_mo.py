@@ -90,3 +90,10 @@ def test_json_items() -> None:
                      ({"from": "+336", "text": ["x"]}, "string")]:
         with pytest.raises(mo.BadMo, match=why):
             mo.from_json(bad, country="FR", now=NOW)
+
+
+def test_guessing_without_a_charset() -> None:
+    for text in ("Réunion 🎉", "hi", "🎉🎉", "Ça va ?"):
+        assert kannel(text.encode("utf-16-be")).sms.text == text
+    assert kannel(b"ECHO a\x00b\x1bc").sms.text == "ECHO abc"  # UTF-8 with junk stays UTF-8
+    assert kannel("日本語".encode()).sms.text == "日本語"

@@ -168,7 +168,8 @@ class ImapIntake:
         client = self._client = IMAP4(self.imap.host, self.imap.port, timeout=_TIMEOUT,
                                       conn_lost_cb=lambda _exc: lost.set(), ssl_context=context)
         await self._bounded(client.wait_hello_from_server())
-        login = await self._cmd(client.login(self.imap.username, self.imap.password), ok=False)
+        login = await self._cmd(client.login(_quote(self.imap.username), self.imap.password),
+                                ok=False)
         if login.result != "OK":
             raise ImapFailure(f"login refused for {self.imap.username}")
         await self._bounded(client.protocol.capability())

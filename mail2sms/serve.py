@@ -54,14 +54,14 @@ def inbound_settings(config: Config) -> Settings:
 
 def load_rulebook(config: Config) -> Rulebook:
     """The rules file, read once; an invalid one stops the start with every problem."""
-    rulebook = Rulebook(config.rules)
+    rulebook = Rulebook(config.rules_file)  # relative to the config file, as check-config
     try:
         rulebook.load()
     except RulesError as exc:
         for problem in exc.problems:
             log.error("rules: %s", problem)
         raise SystemExit(f"not started: {len(exc.problems)} problem(s) in the rules file "
-                         f"{config.rules}") from exc
+                         f"{config.rules_file}") from exc
     return rulebook
 
 

@@ -350,3 +350,35 @@ def test_concurrent_retries_store_one_row(db_url: str) -> None:
         assert len([r for r in results if r is not None]) == 1
     finally:
         db.close()
+
+
+def test_invalid_rules_file_refuses_to_start_with_every_problem(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("keywords:\n  - keyword: STOP\n    reply: x\n  - keyword: A\n"
+                     "    survey: nowhere\n", encoding="utf-8")
+    server = Mail2SmsServer(tmp_path, base_config(tmp_path, rules=str(rules)))
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        server.start(timeout=20)
+    assert f"{rules}:2" in server.log and "nowhere" in server.log
+    assert "not started: 2 problem(s) in the rules file" in server.log
+
+
+def test_missing_rules_file_serves_the_defaults(tmp_path: Path) -> None:
+    config = base_config(tmp_path, rules=str(tmp_path / "absent.yaml"))
+    with Mail2SmsServer(tmp_path, config) as server:
+        assert "absent.yaml not found" in server.log
+        response = httpx.post(f"{server.http_url}/webhooks/mo", params={"token": TOKEN},
+                              json={"from": PHONE, "text": "STOP", "id": "1"}, timeout=5)
+        assert response.json()["results"][0]["handled_by"] == "optout"
+
+
+def test_relative_rules_path_is_read_beside_the_config(tmp_path: Path) -> None:
+    site = tmp_path / "site"  # the server runs in tmp_path; config and rules are in site/
+    site.mkdir()
+    (site / "rules.yaml").write_text(RULES, encoding="utf-8")
+    server = Mail2SmsServer(tmp_path, base_config(tmp_path, rules="rules.yaml"))
+    server.config_path = site / "config.yaml"
+    with server:
+        response = httpx.post(f"{server.http_url}/webhooks/mo", params={"token": TOKEN},
+                              json={"from": PHONE, "text": "horaires", "id": "1"}, timeout=5)
+        assert response.json()["results"][0]["handled_by"] == "keyword"

@@ -15,19 +15,18 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable
-from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 from typing import TypeVar
 
 from aioimaplib import IMAP4, AioImapException, Response
-from sqlmodel import Session, select
 
+from mail2sms.authresults import authenticated
 from mail2sms.config import Config, is_loopback
 from mail2sms.parse import ParseError, parse_email
 from mail2sms.service import Service
-from store.models import SendRequestRow
+from store import queries
 
 log = logging.getLogger("mail2sms.imap")
 T = TypeVar("T")
@@ -54,45 +53,6 @@ def _text(response: Response) -> bytes:
 
 def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _domain_matches(domain: str, from_domain: str) -> bool:
-    """Relaxed alignment: the same domain, or one a subdomain of the other."""
-    domain, from_domain = domain.lower().strip("."), from_domain.lower()
-    return bool(domain) and (domain == from_domain or from_domain.endswith("." + domain)
-                             or domain.endswith("." + from_domain))
-
-
-def authenticated(headers: Message, authserv_id: str, from_domain: str) -> str | None:
-    """None when the topmost Authentication-Results of ``authserv_id`` says dkim=pass or
-    spf=pass for ``from_domain``; otherwise why not. Only the topmost counts: the trusted
-    server prepends its own, and anything below may come from the sender."""
-    for value in headers.get_all("Authentication-Results") or []:
-        text = re.sub(r"\([^()]*\)", " ", " ".join(str(value).split()))
-        parts = [p.strip() for p in text.split(";")]
-        if not parts[0].split() or parts[0].split()[0].lower() != authserv_id.lower():
-            continue
-        for result in parts[1:]:
-            props = dict(t.split("=", 1) for t in result.split() if "=" in t)
-            if props.get("dkim", "").lower() == "pass":
-                signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
-                if _domain_matches(signer, from_domain):
-                    return None
-            if props.get("spf", "").lower() == "pass":
-                mailfrom = props.get("smtp.mailfrom", "").rpartition("@")[2]
-                if _domain_matches(mailfrom, from_domain):
-                    return None
-        return f"Authentication-Results from {authserv_id} show no dkim or spf pass for " \
-               f"{from_domain}"  # a lower one from the same id may be forged: not read
-    return f"no Authentication-Results header from {authserv_id}"
-
-
-def _already_taken(session: Session, message_id: str, user: str) -> str | None:
-    """The status of the request already made from this email, if any."""
-    query = select(SendRequestRow.status).where(
-        SendRequestRow.email_message_id == message_id, SendRequestRow.user == user,
-        SendRequestRow.source == "imap").limit(1)
-    return session.exec(query).first()
 
 
 class ImapIntake:
@@ -289,7 +249,8 @@ class ImapIntake:
                 return False
         key = ("".join(str(headers.get("Message-ID", "")).split())
                or f"<imap.{self._uidvalidity}.{uid}@{self.imap.host}>")
-        status = await self.service.db.run(lambda s: _already_taken(s, key, user.email))
+        status = await self.service.db.run(
+            lambda s: queries.request_status_of_email(s, key, user.email, "imap"))
         if status is not None:
             log.info("IMAP uid %d from %s was already taken as %s: not sent again", uid,
                      user.email, key)

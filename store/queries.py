@@ -70,6 +70,16 @@ def insert_request(
     return int(request_id)
 
 
+def request_status_of_email(
+    session: Session, email_message_id: str, user: str, source: str
+) -> str | None:
+    """The status of the request already made from this email, if any."""
+    query = select(SendRequestRow.status).where(
+        SendRequestRow.email_message_id == email_message_id, SendRequestRow.user == user,
+        SendRequestRow.source == source).limit(1)
+    return session.exec(query).first()
+
+
 def get_request(session: Session, request_id: int) -> SendRequestRow | None:
     return session.get(SendRequestRow, request_id)
 

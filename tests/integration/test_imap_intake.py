@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from mail2sms.imap import authenticated
+from mail2sms.authresults import authenticated
 from tests.integration.imap_fixtures import MAILBOX_PASSWORD, MAILBOX_USER, dovecot  # noqa: F401
 from tests.servers.dovecot import DovecotServer
 from tests.servers.mail2sms_server import Mail2SmsServer, base_config

@@ -6,7 +6,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from mail2sms.config import Config, ConfigProblem, load_yaml_with_lines, split_host_port
+from mail2sms.config import (
+    Config,
+    ConfigProblem,
+    is_loopback,
+    load_yaml_with_lines,
+    split_host_port,
+)
 from sms.phones import normalise
 from sms.sender import validate_sender
 
@@ -63,6 +69,15 @@ def check_all(config: Config, path: Path) -> list[ConfigProblem]:
             "travels in gateway URLs, where % & + would be misread")
     if config.gateway.rate_per_second <= 0:
         add(("gateway", "rate_per_second"), "must be above 0")
+    imap = config.imap
+    if imap.enabled:
+        if not imap.username:
+            add(("imap", "username"), "the mailbox login is needed when imap.enabled")
+        if not imap.ssl and not is_loopback(imap.host):
+            add(("imap", "ssl"), "plain IMAP would send the password in clear: only for a "
+                "server on loopback")
+        if imap.ca_file and not Path(imap.ca_file).is_file():
+            add(("imap", "ca_file"), f"no such file: {imap.ca_file}")
     problems += _rules_problems(config, add)
     try:
         from zoneinfo import ZoneInfo

@@ -40,3 +40,14 @@ def test_the_example_rules_pass(tmp_path: Path) -> None:
     config = write_config(tmp_path / "site", rules=str(example))
     result = mail2sms("check-config", "--config", str(config), cwd=config.parent)
     assert result.returncode == 0, result.stderr
+
+
+def test_check_config_refuses_plain_imap_to_another_host(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "site", imap={
+        "enabled": True, "host": "mail.example.com", "ssl": False, "username": "",
+        "ca_file": "/nonexistent/ca.pem"})
+    result = mail2sms("check-config", "--config", str(config), cwd=config.parent)
+    assert result.returncode == 2
+    assert "imap.ssl: plain IMAP would send the password in clear" in result.stderr
+    assert "imap.username:" in result.stderr
+    assert "imap.ca_file: no such file" in result.stderr

@@ -171,3 +171,12 @@ def _received(sender: str, receiver: str, text: str, gateway_id: str | None,
     sms = Sms(sender=sender, receiver=receiver, text=text, dedup_key=key,
               gateway_id=gateway_id, gateway_time=gateway_time, received_at=now)
     return Received(sms, notes + more)
+
+
+def trial(text: str, sender: str, receiver: str = "", *, country: str = "FR",
+          now: datetime) -> Sms:
+    """An SMS for ``mail2sms rules try``: read like a real one, with a key of its own."""
+    import uuid
+
+    return _received(sender, receiver, text, f"try-{uuid.uuid4()}", None, [], country,
+                     now).sms

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -53,7 +53,6 @@ def insert_inbound(
     PostgreSQL, but pysqlite commits a savepoint opened as a transaction's first
     statement when it is released, so the row would outlive a later rollback.)
     """
-    table = Inbound.__table__  # type: ignore[attr-defined]
     values = {
         "dedup_key": dedup_key,
         "gateway_id": gateway_id,
@@ -65,16 +64,24 @@ def insert_inbound(
         "status": "received",
         "decisions": "[]",
     }
-    dialect = session.get_bind().dialect.name
-    maker = sqlite_insert if dialect == "sqlite" else pg_insert
-    stmt = (
-        maker(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(table.c.id)
-    )
-    row = session.execute(stmt).first()
+    row = session.execute(_insert_inbound(session.get_bind().dialect.name), values).first()
     return int(row[0]) if row else None
+
+
+# Statements on the path of every SMS are built once: building them costs more than
+# running them on SQLite.
+_INBOUND = Inbound.__table__  # type: ignore[attr-defined]
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_inbound(dialect: str) -> Any:
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        maker = sqlite_insert if dialect == "sqlite" else pg_insert
+        stmt = (maker(_INBOUND).on_conflict_do_nothing(index_elements=["dedup_key"])
+                .returning(_INBOUND.c.id))
+        _INSERTS[dialect] = stmt
+    return stmt
 
 
 def find_inbound(session: Session, dedup_key: str) -> Inbound | None:
@@ -95,16 +102,17 @@ def record_decisions(
     rule: str | None = None,
 ) -> None:
     """Store every step's verdict on the Inbound row (JSON list, in order)."""
-    session.execute(
-        update(Inbound)
-        .where(col(Inbound.id) == inbound_id)
-        .values(
-            status=status,
-            handled_by=handled_by,
-            decisions=json.dumps(list(decisions), ensure_ascii=False),
-            rule=rule,
-        )
-    )
+    session.execute(_RECORD, {"iid": inbound_id, "new_status": status, "by": handled_by,
+                              "json": json.dumps(list(decisions), ensure_ascii=False),
+                              "new_rule": rule})
+
+
+_RECORD = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("iid"))
+    .values(status=bindparam("new_status"), handled_by=bindparam("by"),
+            decisions=bindparam("json"), rule=bindparam("new_rule"))
+)
 
 
 def handled_since(session: Session, number: str, step: str, since: datetime) -> int:
@@ -124,13 +132,16 @@ def handled_since(session: Session, number: str, step: str, since: datetime) -> 
 
 def open_session(session: Session, number: str) -> SurveySession | None:
     """The number's open survey session (the newest, should there ever be two)."""
-    stmt = (
-        select(SurveySession)
-        .where(SurveySession.number == number)
-        .where(SurveySession.status == "open")
-        .order_by(col(SurveySession.id).desc())
-    )
-    return session.exec(stmt).first()
+    return session.execute(_OPEN_SESSION, {"number": number}).scalars().first()
+
+
+_OPEN_SESSION = (
+    select(SurveySession)
+    .where(SurveySession.number == bindparam("number"))
+    .where(SurveySession.status == "open")
+    .order_by(col(SurveySession.id).desc())
+    .limit(1)
+)
 
 
 def close_open_sessions(
@@ -211,6 +222,8 @@ def answers_of(session: Session, session_id: int) -> dict[str, str]:
 
 # --- contacts ------------------------------------------------------------------------
 
+_CONTACT = select(Contact).where(Contact.number == bindparam("number"))
+
 #: Fields every contact has for templates, empty when unknown.
 CONTACT_FIELDS = ("first_name", "last_name", "email", "birthday")
 
@@ -218,7 +231,7 @@ CONTACT_FIELDS = ("first_name", "last_name", "email", "birthday")
 def contact_fields(session: Session, number: str) -> dict[str, Any]:
     """What templates see as ``contact``: standard fields ('' when unknown), ``number``,
     ``tags``, ``groups``, ``known`` and the custom fields."""
-    contact = session.exec(select(Contact).where(Contact.number == number)).first()
+    contact = session.execute(_CONTACT, {"number": number}).scalars().first()
     fields: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS, "")
     fields.update(number=number, tags=[], groups=[], known=contact is not None)
     if contact is None:
@@ -340,7 +353,17 @@ def is_opted_out(session: Session, number: str) -> OptOut | None:
 
 
 def sent_since(session: Session, number: str, since: datetime) -> int:
-    return queries.counts_since(session, [number], since).get(number, 0)
+    """SMS sent (or queued) to ``number`` since ``since``, as the daily maximum counts."""
+    return int(session.execute(_SENT, {"number": number, "since": since}).scalar_one())
+
+
+_SENT = (
+    select(func.count())
+    .select_from(Message)
+    .where(Message.to == bindparam("number"))
+    .where(col(Message.created_at) >= bindparam("since"))
+    .where(col(Message.status).not_in(queries._NOT_COUNTED))  # as the sends count
+)
 
 
 def queue_reply(
@@ -360,13 +383,17 @@ def queue_reply(
     (opted out, daily maximum) visible instead of dropping it.
     """
     now = utcnow()
-    message = Message(to=to, sender=sender or None, text=text, encoding=encoding,
-                      segments=segments, status=status, reason=reason, created_at=now,
-                      updated_at=now, final_at=now if status != MessageStatus.QUEUED else None)
-    session.add(message)
-    session.flush()
-    assert message.id is not None
-    return message.id
+    final = now if status != MessageStatus.QUEUED else None
+    row = session.execute(_QUEUE, {
+        "to": to, "sender": sender or None, "text": text, "encoding": encoding,
+        "segments": segments, "status": str(status), "reason": reason, "attempts": 0,
+        "created_at": now, "updated_at": now, "final_at": final}).first()
+    assert row is not None
+    return int(row[0])
+
+
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_QUEUE = insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 
 def opt_out(session: Session, number: str, *, source: str = "sms", by: str | None = None,

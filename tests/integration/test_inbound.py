@@ -382,3 +382,31 @@ def test_relative_rules_path_is_read_beside_the_config(tmp_path: Path) -> None:
         response = httpx.post(f"{server.http_url}/webhooks/mo", params={"token": TOKEN},
                               json={"from": PHONE, "text": "horaires", "id": "1"}, timeout=5)
         assert response.json()["results"][0]["handled_by"] == "keyword"
+
+
+async def test_pipeline_on_both_backends(db_url: str) -> None:
+    """The pipeline's queries on SQLite and PostgreSQL: keyword, survey, STOP, dedup."""
+    from autoresponder.loader import parse_rules
+    from inbound.model import Settings, Sms
+    from inbound.pipeline import Pipeline
+    from store.db import Database
+
+    db = Database(db_url)
+    ruleset = parse_rules(RULES, "rules.yaml")
+    pipeline = Pipeline(db, lambda: ruleset, Settings())
+    texts = ["HORAIRES", "AVIS", "9", "3", "oui", "STOP", "STOP", "Bonjour"]
+    try:
+        outcomes = [await pipeline.handle(Sms(PHONE, SHORTCODE, t, f"id:{n}"))
+                    for n, t in enumerate(texts)]
+        duplicate = await pipeline.handle(Sms(PHONE, SHORTCODE, "HORAIRES", "id:0"))
+        assert [o.handled_by for o in outcomes] == [
+            "keyword", "keyword", "survey", "survey", "survey", "optout", "optout", None]
+        assert [len(o.replies) for o in outcomes] == [1, 1, 1, 1, 1, 1, 0, 0]
+        assert duplicate.duplicate
+        rows = db.run_sync(lambda s: list(s.exec(select(Message).order_by(col(Message.id)))))
+        assert [m.status for m in rows] == ["queued"] * 6
+        assert rows[-1].text == "Vous ne recevrez plus nos SMS. START pour revenir."
+        assert db.run_sync(lambda s: s.get(OptOut, PHONE)) is not None
+    finally:
+        await pipeline.aclose()
+        db.close()

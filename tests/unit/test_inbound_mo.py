@@ -97,3 +97,10 @@ def test_guessing_without_a_charset() -> None:
         assert kannel(text.encode("utf-16-be")).sms.text == text
     assert kannel(b"ECHO a\x00b\x1bc").sms.text == "ECHO abc"  # UTF-8 with junk stays UTF-8
     assert kannel("日本語".encode()).sms.text == "日本語"
+
+
+def test_trial_sms_for_rules_try() -> None:
+    a = mo.trial("STOP\x07", "06 12 34 56 78", "36105", now=NOW)
+    b = mo.trial("STOP", "06 12 34 56 78", now=NOW)
+    assert (a.sender, a.text, a.receiver) == ("+33612345678", "STOP", "36105")
+    assert a.dedup_key != b.dedup_key

@@ -89,7 +89,8 @@ class Decision:
         """One line for `rules try`."""
         line = f"{self.step:<9} {self.decision}: {self.reason}"
         for reply in self.replies:
-            line += f"\n{'':<9} reply: {reply}"
+            indented = reply.replace("\n", "\n" + " " * 17)
+            line += f"\n{'':<9} reply: {indented}"
         if self.mailed_to:
             line += f"\n{'':<9} mail to: {', '.join(self.mailed_to)}"
         return line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -51,3 +53,25 @@ class Rulebook:
         log.info("rules reloaded from %s: %d rule(s), %d survey(s)", self.path,
                  len(ruleset.rules), len(ruleset.surveys))
         return True
+
+    def _stamp(self) -> tuple[float, int] | None:
+        if self.path is None:
+            return None
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime, stat.st_size
+
+    async def watch(self, stop: asyncio.Event, interval: float = 2.0) -> None:
+        """Reload whenever the file changes (checked every ``interval`` seconds) until
+        ``stop`` is set. Polling, not inotify: it also sees a file replaced by an editor's
+        rename or on a network share."""
+        seen = self._stamp()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            stamp = self._stamp()
+            if stamp is not None and stamp != seen:
+                seen = stamp
+                self.reload()

@@ -221,10 +221,12 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
 def _register_groups() -> None:
     from mail2sms.cli_optouts import app as optouts
     from mail2sms.cli_results import export_app, stats_app
+    from mail2sms.cli_rules import app as rules
 
     app.add_typer(optouts, name="optouts")
     app.add_typer(export_app, name="export")
     app.add_typer(stats_app, name="stats")
+    app.add_typer(rules, name="rules")
 
 
 _register_groups()

@@ -73,6 +73,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, rulebook.reload)
 
     db = Database(config.database.url)
     driver = make_driver(config.gateway, dlr_url_template=dlr_url_template(config))
@@ -85,7 +87,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     )
     mailer = Mailer(config.mail_out)
     service = Service(config, db, mailer=mailer, wake=outbox.wake)
-    # rulebook.reload() swaps the rules between two SMS (for a file watcher or SIGHUP)
+    # rulebook.reload() swaps the rules between two SMS (file watcher, SIGHUP)
     pipeline = Pipeline(db, rulebook, inbound_settings(config), mailer=mailer,
                         wake=outbox.wake)
 
@@ -102,6 +104,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
         asyncio.create_task(outbox.run(stop), name="outbox"),
         asyncio.create_task(run_sweeper(db, stop), name="sweeper"),
         asyncio.create_task(api.serve(), name="http"),
+        asyncio.create_task(rulebook.watch(stop), name="rules"),
     ]
     if config.imap.enabled:
         tasks.append(asyncio.create_task(ImapIntake(config, service).run(stop), name="imap"))

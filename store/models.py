@@ -165,7 +165,8 @@ class SurveySession(SQLModel, table=True):
     survey: str = Field(index=True)
     step: str | None = None  # the question waiting for an answer
     retries: int = 0
-    status: str = Field(default="open", index=True)  # open | done | timeout | stopped
+    #: open | done | timeout | stopped (STOP) | abandoned (retries used up) | replaced
+    status: str = Field(default="open", index=True)
     started_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None

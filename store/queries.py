@@ -23,7 +23,7 @@ from store.models import (
 _CHUNK = 500  # SQLite's default limit on bound parameters is well above this
 
 #: Statuses that count as "sent to this number" for the daily per-number maximum.
-_NOT_COUNTED = (MessageStatus.SKIPPED, MessageStatus.REFUSED, MessageStatus.FAILED)
+NOT_COUNTED = (MessageStatus.SKIPPED, MessageStatus.REFUSED, MessageStatus.FAILED)
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -101,7 +101,7 @@ def counts_since(session: Session, numbers: Sequence[str], since: datetime) -> d
             select(Message.to, func.count())
             .where(col(Message.to).in_(chunk))
             .where(Message.created_at >= since)
-            .where(col(Message.status).not_in(_NOT_COUNTED))
+            .where(col(Message.status).not_in(NOT_COUNTED))
             .group_by(Message.to)
         )
         for number, count in session.exec(stmt):
@@ -117,7 +117,7 @@ def user_count_since(session: Session, user: str, since: datetime) -> int:
         .join(SendRequestRow, col(Message.request_id) == col(SendRequestRow.id))
         .where(SendRequestRow.user == user)
         .where(Message.created_at >= since)
-        .where(col(Message.status).not_in(_NOT_COUNTED))
+        .where(col(Message.status).not_in(NOT_COUNTED))
     )
     return int(session.exec(stmt).one())
 

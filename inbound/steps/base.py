@@ -15,6 +15,7 @@ from autoresponder.render import TemplateProblem, render
 from autoresponder.rules import RuleSet
 from inbound.model import Decision, Settings, Sms
 from sms.phones import mask
+from store import contacts
 from store import inbound as store
 
 log = logging.getLogger("mail2sms.inbound")
@@ -49,7 +50,7 @@ class Context:
     def contact(self) -> dict[str, Any]:
         """The sender's contact fields (read once)."""
         if self._contact is None:
-            self._contact = store.contact_fields(self.session, self.sms.sender)
+            self._contact = contacts.contact_fields(self.session, self.sms.sender)
         return self._contact
 
     def forget_contact(self) -> None:

@@ -6,6 +6,7 @@ from autoresponder.matcher import match
 from autoresponder.rules import Rule
 from inbound.model import Decision, Write
 from inbound.steps.base import Context
+from store import contacts
 from store import inbound as store
 
 
@@ -25,11 +26,11 @@ class Keyword:
         writes: list[Write] = []
         if rule.tags:
             tags = rule.tags
-            writes.append(lambda s: store.add_tags(s, number, tags))
+            writes.append(lambda s: contacts.add_tags(s, number, tags))
             done.append(f"tags {', '.join(tags)}")
         if rule.add_to_groups:
             groups = rule.add_to_groups
-            writes.append(lambda s: store.add_to_groups(s, number, groups))
+            writes.append(lambda s: contacts.add_to_groups(s, number, groups))
             done.append(f"groups {', '.join(groups)}")
         if rule.survey:
             started, survey_texts = self._survey(ctx, rule, problems, writes)

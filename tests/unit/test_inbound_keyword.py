@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from store import inbound as store
+from store import contacts
 from store.models import Contact, ContactGroup, GroupMember
 from tests.unit.inbound_helpers import PHONE, Bench, open_bench, replies, steps
 
@@ -39,7 +39,7 @@ def test_tags_and_groups_create_what_is_missing(bench: Bench) -> None:
     group = bench.query(lambda s: s.exec(select(ContactGroup)).one())
     assert group.name == "Curieux"
     assert len(bench.query(lambda s: list(s.exec(select(GroupMember))))) == 1
-    fields = bench.query(lambda s: store.contact_fields(s, PHONE))
+    fields = bench.query(lambda s: contacts.contact_fields(s, PHONE))
     assert fields["tags"] == ["horaires"] and fields["groups"] == ["Curieux"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from store import contacts
 from store import inbound as store
 from store.db import Database
 from store.models import Inbound, OptOutEvent, SurveySession
@@ -76,7 +77,7 @@ def test_answers_latest_wins(db: Database) -> None:
 
 
 def test_contact_fields_for_an_unknown_number(db: Database) -> None:
-    fields = db.run_sync(lambda s: store.contact_fields(s, PHONE))
+    fields = db.run_sync(lambda s: contacts.contact_fields(s, PHONE))
     assert fields == {"first_name": "", "last_name": "", "email": "", "birthday": "",
                       "number": PHONE, "tags": [], "groups": [], "known": False}
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, delete, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -102,3 +106,359 @@ def add_to_groups(session: Session, number: str, groups: Sequence[str]) -> list[
     return joined
 
 
+
+
+# --- directory: contacts, groups, bulk import ----------------------------------------
+#
+# Core statements on the tables: imports and group sends touch 10^5–10^6 rows, where
+# ORM objects would cost more than the SQL.
+
+_C = Contact.__table__  # type: ignore[attr-defined]
+_G = ContactGroup.__table__  # type: ignore[attr-defined]
+_M = GroupMember.__table__  # type: ignore[attr-defined]
+_CHUNK = 500  # rows per statement; well under SQLite's bound-parameter limit
+_GROUP_NAME = re.compile(r"^[\w-]{1,64}$")
+
+
+class ContactError(ValueError):
+    """A directory change that cannot be made; the message says why."""
+
+
+def fold_name(name: str) -> str:
+    """The form in which group names are compared: no case, no accents."""
+    decomposed = unicodedata.normalize("NFKD", name.strip())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def custom_fields(contact: Contact) -> dict[str, Any]:
+    value = _json(contact.fields, {})
+    return value if isinstance(value, dict) else {}
+
+
+def get_contact(session: Session, number: str) -> Contact | None:
+    return session.exec(select(Contact).where(Contact.number == number)).first()
+
+
+def add_contact(session: Session, number: str, values: dict[str, str | None],
+                fields: dict[str, str] | None = None) -> Contact:
+    """A new contact; ``values`` holds standard fields (CONTACT_FIELDS)."""
+    if get_contact(session, number) is not None:
+        raise ContactError(f"{number} is already a contact (use edit)")
+    contact = Contact(number=number, fields=_dump(fields or {}),
+                      **{k: v or None for k, v in values.items() if k in CONTACT_FIELDS})
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def edit_contact(session: Session, number: str, values: dict[str, str | None],
+                 fields: dict[str, str | None] | None = None) -> Contact:
+    """Change the given standard fields ('' or None clears one) and custom fields
+    (None removes one); the others stay."""
+    contact = get_contact(session, number)
+    if contact is None:
+        raise ContactError(f"{number} is not a contact")
+    for key, value in values.items():
+        if key in CONTACT_FIELDS:
+            setattr(contact, key, value or None)
+    if fields:
+        merged = custom_fields(contact)
+        for key, value in fields.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        contact.fields = _dump(merged)
+    contact.updated_at = utcnow()
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def remove_contact(session: Session, number: str) -> bool:
+    """Delete a contact and its group memberships; False when there was none."""
+    contact = get_contact(session, number)
+    if contact is None:
+        return False
+    session.execute(delete(_M).where(_M.c.contact_id == contact.id))
+    session.delete(contact)
+    session.flush()
+    return True
+
+
+def _in_group(stmt: Any, group_ids: Sequence[int]) -> Any:
+    members = sa_select(_M.c.contact_id).where(_M.c.group_id.in_(list(group_ids)))
+    return stmt.where(col(Contact.id).in_(members))
+
+
+def list_contacts(session: Session, *, group: str | None = None, offset: int = 0,
+                  limit: int | None = 100) -> list[Contact]:
+    """Contacts by number, a page at a time; UnknownGroup when ``group`` is not one."""
+    stmt = select(Contact).order_by(col(Contact.number)).offset(offset).limit(limit)
+    if group is not None:
+        stmt = _in_group(stmt, _require_group(session, group))
+    return list(session.exec(stmt))
+
+
+def count_contacts(session: Session, *, group: str | None = None) -> int:
+    stmt = select(func.count()).select_from(Contact)
+    if group is not None:
+        stmt = _in_group(stmt, _require_group(session, group))
+    return int(session.exec(stmt).one())
+
+
+def search_contacts(session: Session, texts: Sequence[str], *, limit: int = 100
+                    ) -> list[Contact]:
+    """Contacts whose number, names, email or custom fields contain one of ``texts``
+    (case-insensitive)."""
+    columns = (Contact.number, Contact.first_name, Contact.last_name, Contact.email,
+               Contact.fields)
+    tests = [func.lower(c).contains(t.lower(), autoescape=True)
+             for t in texts if t for c in columns]
+    if not tests:
+        return []
+    stmt = select(Contact).where(or_(*tests)).order_by(col(Contact.number)).limit(limit)
+    return list(session.exec(stmt))
+
+
+def iter_contacts(session: Session, *, group: str | None = None, batch: int = 2000
+                  ) -> Iterator[Contact]:
+    """Every contact (of a group) by id, fetched a page at a time (bounded memory)."""
+    ids = _require_group(session, group) if group is not None else None
+    last = 0
+    while True:
+        stmt = select(Contact).where(col(Contact.id) > last).order_by(col(Contact.id))
+        if ids is not None:
+            stmt = _in_group(stmt, ids)
+        page = list(session.exec(stmt.limit(batch)))
+        for contact in page:
+            yield contact
+            session.expunge(contact)  # the identity map must not keep every contact
+        if len(page) < batch:
+            return
+        last = page[-1].id or 0
+
+
+def groups_of(session: Session, contact_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Group names of each contact, by contact id."""
+    out: dict[int, list[str]] = {}
+    for chunk in _chunks(list(contact_ids)):
+        stmt = (sa_select(_M.c.contact_id, _G.c.name).join(_G, _G.c.id == _M.c.group_id)
+                .where(_M.c.contact_id.in_(chunk)).order_by(_G.c.name))
+        for contact_id, name in session.execute(stmt):
+            out.setdefault(contact_id, []).append(name)
+    return out
+
+
+# --- groups ------------------------------------------------------------------------
+
+
+class UnknownGroup(ContactError):
+    pass
+
+
+def group_ids(session: Session, name: str) -> list[int]:
+    """Ids of the groups called ``name``, case and accents ignored (several only when
+    a keyword rule created a look-alike)."""
+    key = fold_name(name)
+    return [gid for gid, gname in session.execute(sa_select(_G.c.id, _G.c.name))
+            if fold_name(gname) == key]
+
+
+def _require_group(session: Session, name: str) -> list[int]:
+    ids = group_ids(session, name)
+    if not ids:
+        raise UnknownGroup(f"no group called {name!r}")
+    return ids
+
+
+def _check_name(session: Session, name: str) -> None:
+    if not _GROUP_NAME.match(name):
+        raise ContactError(f"group name {name!r}: letters, digits, '_' and '-' only (at most "
+                           "64), so that #Name works in an email subject")
+    if group_ids(session, name):
+        raise ContactError(f"a group called {name!r} already exists (case and accents "
+                           "are ignored)")
+
+
+def create_group(session: Session, name: str) -> int:
+    _check_name(session, name)
+    return int(session.execute(insert(_G).returning(_G.c.id),
+                               {"name": name, "created_at": utcnow()}).scalar_one())
+
+
+def ensure_groups(session: Session, names: Sequence[str]) -> list[int]:
+    """Ids of the named groups, creating those that do not exist."""
+    ids: list[int] = []
+    for name in names:
+        found = group_ids(session, name)
+        ids.extend(found[:1] or [create_group(session, name)])
+    return ids
+
+
+def rename_group(session: Session, old: str, new: str) -> None:
+    ids = _require_group(session, old)
+    if fold_name(old) != fold_name(new):
+        _check_name(session, new)
+    elif not _GROUP_NAME.match(new):
+        raise ContactError(f"group name {new!r}: letters, digits, '_' and '-' only")
+    session.execute(update(_G).where(_G.c.id == ids[0]).values(name=new))
+
+
+def remove_group(session: Session, name: str) -> int:
+    """Delete a group; its contacts stay. Returns how many members it had."""
+    ids = _require_group(session, name)
+    members = session.execute(delete(_M).where(_M.c.group_id.in_(ids))).rowcount
+    session.execute(delete(_G).where(_G.c.id.in_(ids)))
+    return int(members or 0)
+
+
+def list_groups(session: Session) -> list[tuple[str, int]]:
+    """Every group with its member count, by name."""
+    stmt = (sa_select(_G.c.name, func.count(_M.c.contact_id))
+            .select_from(_G.outerjoin(_M, _M.c.group_id == _G.c.id))
+            .group_by(_G.c.id, _G.c.name).order_by(_G.c.name))
+    return [(name, int(count)) for name, count in session.execute(stmt)]
+
+
+def add_members(session: Session, name: str, numbers: Sequence[str]) -> int:
+    """Put contacts (created, number only, when missing) in a group; how many joined."""
+    ids = _require_group(session, name)
+    before = count_contacts(session, group=name)
+    upsert_contacts(session, [{"number": n} for n in numbers], mode="add",
+                    group_ids=ids[:1])
+    return count_contacts(session, group=name) - before
+
+
+def remove_members(session: Session, name: str, numbers: Sequence[str]) -> int:
+    ids = _require_group(session, name)
+    contacts = sa_select(_C.c.id).where(_C.c.number.in_(list(numbers)))
+    stmt = delete(_M).where(_M.c.group_id.in_(ids), _M.c.contact_id.in_(contacts))
+    return int(session.execute(stmt).rowcount or 0)
+
+
+def group_members(session: Session, name: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """``(number, fields)`` of every member, for personalised sends; None when there is
+    no such group. One query whatever the size. A field the contact lacks is absent,
+    not empty, so the text's own rule applies (``default(...)`` or skipped)."""
+    ids = group_ids(session, name)
+    if not ids:
+        return None
+    members = sa_select(_M.c.contact_id).where(_M.c.group_id.in_(ids))
+    stmt = (sa_select(_C.c.number, _C.c.first_name, _C.c.last_name, _C.c.email,
+                      _C.c.birthday, _C.c.fields)
+            .where(_C.c.id.in_(members)).order_by(_C.c.id))
+    out: list[tuple[str, dict[str, Any]]] = []
+    for number, first, last, email, birthday, custom in session.execute(stmt):
+        fields: dict[str, Any] = {}
+        if custom and custom != "{}":
+            loaded = _json(custom, {})
+            if isinstance(loaded, dict):
+                fields.update(loaded)
+        for key, value in (("first_name", first), ("last_name", last), ("email", email),
+                           ("birthday", birthday)):
+            if value:
+                fields[key] = value
+        fields["number"] = number
+        out.append((number, fields))
+    return out
+
+
+# --- bulk upsert (imports) ---------------------------------------------------------
+
+
+@dataclass
+class UpsertCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0  # already there: skipped (mode add) or the same values (update)
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]], *, mode: str = "add",
+                    group_ids: Sequence[int] = ()) -> UpsertCounts:
+    """Insert contacts in bulk; existing numbers are left alone (``add``) or get the
+    non-empty values given, custom fields merged (``update``). Every row's contact
+    joins ``group_ids``. A row is ``{"number", CONTACT_FIELDS..., "fields": dict}``;
+    numbers are E.164 and unique in ``rows``."""
+    if mode not in ("add", "update"):
+        raise ValueError(f"mode {mode!r}: expected 'add' or 'update'")
+    connection = session.connection()
+    counts = UpsertCounts()
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        counts += _upsert_chunk(connection, chunk, mode, group_ids)
+    return counts
+
+
+def _upsert_chunk(connection: Any, chunk: Sequence[dict[str, Any]], mode: str,
+                  group_ids: Sequence[int]) -> UpsertCounts:
+    now = utcnow()
+    counts = UpsertCounts()
+    wanted = list(dict.fromkeys(r["number"] for r in chunk))
+    existing = {row.number: row for row in connection.execute(
+        sa_select(_C.c.id, _C.c.number, *(_C.c[k] for k in CONTACT_FIELDS), _C.c.fields)
+        .where(_C.c.number.in_(wanted)))}
+    ids = [row.id for row in existing.values()]
+    new, changes = [], []
+    for row in chunk:
+        old = existing.get(row["number"])
+        if old is None:
+            new.append({"number": row["number"], "fields": _dump(row.get("fields") or {}),
+                        "tags": "[]", "created_at": now, "updated_at": now,
+                        **{k: row.get(k) or None for k in CONTACT_FIELDS}})
+            continue
+        change = _merge(old, row) if mode == "update" else None
+        if change is None:
+            counts.unchanged += 1
+        else:
+            changes.append(change)
+    if new:
+        result = connection.execute(insert(_C).returning(_C.c.id), new)
+        ids.extend(result.scalars().all())
+        counts.added = len(new)
+    if changes:
+        values = {k: bindparam(f"v_{k}") for k in (*CONTACT_FIELDS, "fields")}
+        connection.execute(update(_C).where(_C.c.id == bindparam("v_id"))
+                           .values(updated_at=now, **values), changes)
+        counts.updated = len(changes)
+    if group_ids and ids:
+        _insert_ignore(connection, _M, [{"group_id": g, "contact_id": c}
+                                        for g in group_ids for c in ids])
+    return counts
+
+
+def _merge(old: Any, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The update parameters for an existing contact, None when nothing changes."""
+    merged = {k: row.get(k) or getattr(old, k) for k in CONTACT_FIELDS}
+    custom = _json(old.fields, {})
+    custom = dict(custom) if isinstance(custom, dict) else {}
+    custom.update(row.get("fields") or {})
+    fields = _dump(custom)
+    if fields == (old.fields or "{}") and all(merged[k] == getattr(old, k)
+                                              for k in CONTACT_FIELDS):
+        return None
+    return {"v_id": old.id, "v_fields": fields, **{f"v_{k}": v for k, v in merged.items()}}
+
+
+def _insert_ignore(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, skipping those whose key already exists (both backends)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    connection.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+
+
+def _dump(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -212,3 +212,38 @@ class GroupMember(SQLModel, table=True):
 
     group_id: int = Field(foreign_key="contact_groups.id", primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id", primary_key=True, index=True)
+
+
+class Schedule(SQLModel, table=True):
+    """A periodic or event send; the server's scheduler fires it (see campaigns.schedules).
+
+    Times of day and dates are in ``compliance.timezone``; ``next_run_at`` is UTC.
+    """
+
+    __tablename__ = "schedules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    user: str = Field(index=True)  # who sends, as in SendRequest.user
+    kind: str = "periodic"  # periodic | event
+    text: str = ""
+    recipients: str = "[]"  # JSON list of numbers as written
+    groups: str = "[]"  # JSON list of group names, without '#'
+    category: str | None = None  # alert | marketing; None: the user's default
+    sender: str | None = None
+    at: str = "09:00"  # HH:MM
+    every: str | None = None  # periodic: daily | weekly | monthly
+    weekday: str | None = None  # weekly: mon..sun
+    day: int | None = None  # monthly: 1..31 (months without that day are skipped)
+    repetitions: int | None = None  # periodic: done after this many runs
+    until: str | None = None  # ISO date: no run after that day
+    field: str | None = None  # event: birthday or a custom field holding a date
+    offset_days: int = 0  # event: send N days after (N > 0) or before (N < 0) the date
+    group: str | None = None  # event: only the members of this group
+    status: str = Field(default="active", index=True)  # active | paused | cancelled | done
+    runs: int = 0  # runs made (a run skipped after downtime is not counted)
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = Field(default=None, index=True)
+    revision: int = 0  # bumped on every change: runs and edits never overwrite each other
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import uvicorn
 
 from autoresponder.loader import RulesError
+from campaigns.schedules import Scheduler
 from gateway.drivers import make_driver
 from gateway.mailer import Mailer
 from gateway.outbox import Outbox
@@ -91,6 +92,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     pipeline = Pipeline(db, rulebook, inbound_settings(config), mailer=mailer,
                         wake=outbox.wake)
 
+    # periodic and event sends; picks up `mail2sms schedules` changes every 30 s
+    scheduler = Scheduler(db, config.compliance.timezone)
+    await scheduler.start(service.submit)
+
     smtp_host, smtp_port = split_host_port(config.smtp.listen)
     smtp_server = await start_smtp(config, service, smtp_host, smtp_port)
     http_host, http_port = split_host_port(config.http.listen)
@@ -116,6 +121,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     failed = [t for t in tasks if t.done() and t.exception()]
     if failed:
         stop.set()
+        scheduler.shutdown()
         smtp_server.close()
         raise RuntimeError(f"could not start: {failed[0].exception()}")
     log.info("mail2sms serving: SMTP %s, HTTP %s, gateway %s, database %s",
@@ -130,6 +136,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
 
     await stop.wait()
     log.info("stopping")
+    scheduler.shutdown()
     smtp_server.close()
     await smtp_server.wait_closed()
     api.should_exit = True

@@ -6,12 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import Session, select
 
+from store.db import make_engine
+from store.models import Schedule
 from tests.integration.test_cli import _script, mail2sms, write_config
+from tests.servers.mail2sms_server import Mail2SmsServer, base_config
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +134,35 @@ def test_unknown_user_and_bad_number_are_refused(config: Path) -> None:
     assert bad.returncode == 2 and "--to '12'" in bad.stderr
     missing = run(config, "pause", "42")
     assert missing.returncode == 1 and "no schedule #42" in missing.stderr
+
+
+def test_a_server_back_from_downtime_makes_the_missed_run_within_grace_only(
+        tmp_path: Path) -> None:
+    server = Mail2SmsServer(tmp_path, base_config(tmp_path))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    engine = make_engine(server.db_url)
+    with Session(engine) as session:
+        for name, late in (("recent", timedelta(hours=1)), ("old", timedelta(hours=7))):
+            due = now - late
+            local = due.astimezone(ZoneInfo("Europe/Paris"))
+            session.add(Schedule(name=name, user="alice@example.com", kind="periodic",
+                                 text=f"run {name}", recipients='["0612345678"]',
+                                 every="daily", at=f"{local:%H:%M}", next_run_at=due))
+        session.commit()
+    server.start()
+    try:
+        sent = tmp_path / "sent.jsonl"
+        for _ in range(200):
+            if sent.exists() and "run recent" in sent.read_text(encoding="utf-8"):
+                break
+            time.sleep(0.05)
+        lines = sent.read_text(encoding="utf-8").splitlines()
+        assert [json.loads(line)["text"] for line in lines] == ["run recent"]
+        assert "missed by" in server.log and "'old'" in server.log
+    finally:
+        server.stop()
+    with Session(engine) as session:
+        rows = {r.name: r for r in session.exec(select(Schedule))}
+    engine.dispose()
+    assert (rows["recent"].runs, rows["old"].runs) == (1, 0)
+    assert all(r.status == "active" and r.next_run_at is not None for r in rows.values())

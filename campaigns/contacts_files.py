@@ -104,8 +104,15 @@ def _csv_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Callable[[],
     sample = stream.read(64 * 1024)
     delimiter = sniff_delimiter(sample)
     stream.seek(0)
-    reader = csv.reader(stream, delimiter=delimiter)
-    return ((reader.line_num, row) for row in reader), lambda: counting.count, stream
+    return _numbered(csv.reader(stream, delimiter=delimiter)), lambda: counting.count, stream
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the line they start on (a quoted cell may span lines)."""
+    end = 0
+    for row in reader:
+        yield end + 1, row
+        end = reader.line_num
 
 
 def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, Sequence[Any]]], int | None, Any]:

@@ -32,7 +32,7 @@ from store import contacts
 from store.db import session_scope
 
 __all__ = ["ImportOptions", "ImportProblem", "ImportProgress", "ImportResult",
-           "import_contacts", "parse_overrides"]
+           "import_contacts", "parse_birthday", "parse_overrides"]
 
 STANDARD = ("phone", "first_name", "last_name", "email", "birthday")
 _CHUNK = 2000  # rows per batch handed to a worker and to the database
@@ -211,14 +211,15 @@ def prepare_rows(rows: Sequence[tuple[int, Sequence[Any]]], layout: _Layout
                                   "last_name": get("last_name", ""), "email": get("email", ""),
                                   "fields": {name: cells[i] for i, name in layout.custom
                                              if i < len(cells) and cells[i]}}
-        warning = None
+        dropped = []
         if birthday := get("birthday", ""):
             record["birthday"] = parse_birthday(birthday)
             if record["birthday"] is None:
-                warning = f"birthday {birthday!r} is not a date: imported without it"
+                dropped.append(f"birthday {birthday!r} is not a date")
         if record["email"] and "@" not in record["email"]:
-            warning = f"email {record['email']!r} has no @: imported without it"
+            dropped.append(f"email {record['email']!r} has no @")
             record["email"] = ""
+        warning = "; ".join(dropped) + ": imported without it" if dropped else None
         out.append((line, record, raw, warning))
     return out
 

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
-from store import queries
+from store import contacts, queries
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -32,8 +32,13 @@ def prepare(
     """Fetch what planning needs and plan; writes nothing."""
     now = now or datetime.now(UTC)
     numbers = numbers_of(request, policy, compliance)
+    # Members are fetched first: their numbers need the same opt-out and daily checks.
+    members = {} if request.test else {
+        name: contacts.group_members(session, name) for name in request.groups}
+    numbers += [number for found in members.values() for number, _ in found or ()]
     since = start_of_day(now, compliance.timezone)
     lookups = Lookups(
+        group_members=members.get,
         opted_out=queries.opted_out(session, numbers),
         sent_today=queries.counts_since(session, numbers, since),
         # only counted when a limit is set: it is the costliest lookup for a busy user

@@ -222,11 +222,13 @@ def _register_groups() -> None:
     from mail2sms.cli_optouts import app as optouts
     from mail2sms.cli_results import export_app, stats_app
     from mail2sms.cli_rules import app as rules
+    from mail2sms.cli_schedules import schedules_app
 
     app.add_typer(optouts, name="optouts")
     app.add_typer(export_app, name="export")
     app.add_typer(stats_app, name="stats")
     app.add_typer(rules, name="rules")
+    app.add_typer(schedules_app, name="schedules")
 
 
 _register_groups()

@@ -110,7 +110,7 @@ def _recipients(
     found: list[_Recipient] = []
     for raw in request.recipients:
         phone = normalise(raw, compliance.country, allow_landlines=compliance.allow_landlines)
-        found.append(_Recipient(raw, phone, {}))
+        found.append(_Recipient(raw, phone, request.fields.get(raw, {})))
     for group in request.groups:
         members = lookups.group_members(group)
         if members is None:

@@ -22,6 +22,9 @@ class SendRequest:
     source: str = "smtp"  # smtp | imap | cli | api
     subject: str = ""
     email_message_id: str | None = None  # for threading replies and reports
+    #: Template fields per recipient as written in ``recipients`` (contact records of an
+    #: event send); group members bring their own.
+    fields: dict[str, dict] = field(default_factory=dict)
     #: Problems found while reading the request that do not stop it (unknown option,
     #: a token that is not a number): reported to the sender.
     warnings: list[str] = field(default_factory=list)

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlmodel import Session
 
-from autoresponder.render import TemplateProblem, has_fields, render
 from campaigns.request import SendRequest
 from store import schedules
 from store.models import Schedule
@@ -47,26 +46,11 @@ def requests_for(session: Session, row: Schedule, run_day: date) -> list[SendReq
                                      row.group)
     if not contacts:
         return []
-    if not has_fields(row.text):
-        return [_request(row, row.text, [number for number, _ in contacts])]
-    # The planner fills fields for group members only, so each contact's text is filled
-    # here; contacts with the same text share one request (and one report).
-    by_text: dict[str, list[str]] = {}
-    unfilled: list[str] = []
-    for number, fields in contacts:
-        try:
-            text = render(row.text, _fields(number, fields))
-        except TemplateProblem as exc:
-            if exc.kind != "missing":
-                raise
-            # the planner meets the same missing field and records the skip with its reason
-            unfilled.append(number)
-            continue
-        by_text.setdefault(text, []).append(number)
-    requests = [_request(row, text, numbers) for text, numbers in by_text.items()]
-    if unfilled:
-        requests.append(_request(row, row.text, unfilled))
-    return requests
+    request = _request(row, row.text, [number for number, _ in contacts])
+    # one request for the run: the planner fills each contact's fields (and skips, with
+    # the reason, a contact missing one the text needs)
+    request.fields = {number: _fields(number, fields) for number, fields in contacts}
+    return [request]
 
 
 def _fields(number: str, fields: dict[str, Any]) -> dict[str, Any]:

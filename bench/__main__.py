@@ -1,4 +1,5 @@
-"""``make bench``: SMTP ingest, fan-out, and dispatch through Kannel (vs Kannel direct)."""
+"""``make bench``: SMTP ingest, fan-out, dispatch through Kannel (vs Kannel direct), and
+MO through the webhook and through Kannel (vs Kannel alone)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from bench.dispatch import dispatch_through_kannel
 from bench.ingest import one_to_many, smtp_ingest
 from bench.kannel_direct import kannel_direct
+from bench.mo import bench_mo
 from tests.servers.kannel import KannelStack
 from tests.servers.mail2sms_server import Mail2SmsServer, base_config
 from tests.servers.operator import FakeOperator
@@ -62,7 +64,8 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--dispatch", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--only", choices=["ingest", "dispatch"], default=None)
+    parser.add_argument("--mo", type=int, default=3000, help="MOs per MO measure")
+    parser.add_argument("--only", choices=["ingest", "dispatch", "mo"], default=None)
     args = parser.parse_args()
     print(f"mail2sms benchmarks on {platform.node()}: {os.cpu_count()} CPU(s), "
           f"Python {platform.python_version()}")
@@ -70,6 +73,8 @@ def main() -> None:
         asyncio.run(bench_ingest(args.emails, args.clients, args.fanout))
     if args.only in (None, "dispatch"):
         asyncio.run(bench_dispatch(args.dispatch, args.concurrency))
+    if args.only in (None, "mo"):
+        asyncio.run(bench_mo(args.mo, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
     country = config.compliance.country
     expected = config.http.webhook_token.encode()
 
-    def require_token(request: Request, token: Annotated[str | None, Query()] = None) -> None:
+    # async: a plain function would be run in a worker thread for every request
+    async def require_token(
+        request: Request, token: Annotated[str | None, Query()] = None
+    ) -> None:
         given = token
         auth = request.headers.get("authorization", "")
         if not given and auth.lower().startswith("bearer "):

@@ -234,6 +234,7 @@ def export(
         out = file.open("w", newline="", encoding="utf-8") if file else sys.stdout
         try:
             writer = csv.writer(out)
+            keys = dict.fromkeys(sorted(keys))
             writer.writerow(["number", *contacts.CONTACT_FIELDS, *keys])
             for contact in contacts.iter_contacts(s, group=group):
                 custom = contacts.custom_fields(contact)

@@ -219,12 +219,15 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
 
 
 def _register_groups() -> None:
+    from mail2sms.cli_contacts import contacts_app, groups_app
     from mail2sms.cli_optouts import app as optouts
     from mail2sms.cli_results import export_app, stats_app
     from mail2sms.cli_rules import app as rules
     from mail2sms.cli_schedules import schedules_app
 
     app.add_typer(optouts, name="optouts")
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(groups_app, name="groups")
     app.add_typer(export_app, name="export")
     app.add_typer(stats_app, name="stats")
     app.add_typer(rules, name="rules")

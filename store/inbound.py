@@ -252,9 +252,14 @@ def last_staff_writer(session: Session, number: str) -> StaffWriter | None:
 # --- replies and opt-outs --------------------------------------------------------------
 
 
-def is_opted_out(session: Session, number: str) -> OptOut | None:
-    """The number's opt-out entry, None when it may receive SMS."""
-    return session.get(OptOut, number)
+def is_opted_out(session: Session, number: str) -> Any | None:
+    """The number's opt-out entry (``number``, ``created_at``), None when it may receive
+    SMS. A plain row: the ORM's identity map costs more than the query here."""
+    return session.execute(_OPTED_OUT, {"number": number}).first()
+
+
+_OPTED_OUT = select(OptOut.number, OptOut.created_at).where(  # type: ignore[call-overload]
+    OptOut.number == bindparam("number"))
 
 
 def sent_since(session: Session, number: str, since: datetime) -> int:

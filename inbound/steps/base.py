@@ -45,6 +45,7 @@ class Context:
     #: The staff member the SMS was mailed to, threaded under their email.
     mailed_staff: str | None = None
     _contact: dict[str, Any] | None = None
+    _opted_out: bool | None = None
 
     @property
     def contact(self) -> dict[str, Any]:
@@ -63,7 +64,11 @@ class Context:
 
     @property
     def opted_out(self) -> bool:
-        return store.is_opted_out(self.session, self.sms.sender) is not None
+        """Whether the sender is on the opt-out list (read once: the opt-out and opt-in
+        steps, which change it, end the run)."""
+        if self._opted_out is None:
+            self._opted_out = store.is_opted_out(self.session, self.sms.sender) is not None
+        return self._opted_out
 
     def sms_fields(self) -> dict[str, Any]:
         """What templates see as ``sms``."""

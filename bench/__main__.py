@@ -65,7 +65,10 @@ def main() -> None:
     parser.add_argument("--dispatch", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--mo", type=int, default=3000, help="MOs per MO measure")
-    parser.add_argument("--only", choices=["ingest", "dispatch", "mo"], default=None)
+    parser.add_argument("--contacts", type=int, default=1_000_000, help="rows to import")
+    parser.add_argument("--members", type=int, default=100_000, help="group to plan for")
+    parser.add_argument("--only", choices=["ingest", "dispatch", "mo", "contacts"],
+                        default=None)
     args = parser.parse_args()
     print(f"mail2sms benchmarks on {platform.node()}: {os.cpu_count()} CPU(s), "
           f"Python {platform.python_version()}")
@@ -75,6 +78,10 @@ def main() -> None:
         asyncio.run(bench_dispatch(args.dispatch, args.concurrency))
     if args.only in (None, "mo"):
         asyncio.run(bench_mo(args.mo, args.concurrency))
+    if args.only in (None, "contacts"):
+        from bench import contacts
+
+        contacts.run(args.contacts, args.members)
 
 
 if __name__ == "__main__":

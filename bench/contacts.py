@@ -115,17 +115,22 @@ def main() -> None:
     parser.add_argument("--workers", default="auto", help="auto, 0 (inline) or a count")
     parser.add_argument("--url", help="database URL (default: SQLite in a temp dir)")
     args = parser.parse_args()
-    if args.rows:
+    run(args.rows, args.members, args.url, args.workers)
+
+
+def run(rows: int, members: int, url: str | None = None, workers: str = "auto") -> None:
+    """(f) the import of ``rows`` contacts, (g) planning a send to ``members``."""
+    if rows:
         start = time.perf_counter()
-        r = bench_import(args.rows, args.url, args.workers)
-        print(f"import of {r['rows']} rows ({r['file_mb']:.0f} MB CSV): {r['seconds']:.1f} s = "
+        r = bench_import(rows, url, workers)
+        print(f"(f) import of {r['rows']} rows ({r['file_mb']:.0f} MB CSV): {r['seconds']:.1f} s = "
               f"{r['rows'] / r['seconds']:.0f} rows/s; {r['added']} added, {r['rejected']} "
               f"rejected, {r['duplicates']} duplicates; peak memory {r['own_mb']:.0f} MB "
               f"(importer), {r['worker_mb']:.0f} MB (largest worker) "
               f"[{time.perf_counter() - start:.0f} s with the file's creation]")
-    if args.members:
-        r = bench_plan(args.members, args.url)
-        print(f"plan of a personalised send to a group of {args.members}: {r['planned']} "
+    if members:
+        r = bench_plan(members, url)
+        print(f"(g) plan of a personalised send to a group of {members}: {r['planned']} "
               f"planned ({r['queued']} queued) in {r['seconds']:.2f} s, peak memory "
               f"{r['own_mb']:.0f} MB")
 

@@ -47,6 +47,9 @@ class Lookups:
     sent_today: dict[str, int] = field(default_factory=dict)  # per E.164 number
     user_sent_today: int = 0
     group_members: Callable[[str], list[tuple[str, dict]] | None] = lambda _name: None
+    #: A saved template's text by name (case ignored), None when unknown.
+    template_text: Callable[[str], str | None] = lambda _name: None
+    template_names: list[str] = field(default_factory=list)  # for the unknown-name reason
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Plan:
     sender: str
     messages: list[PlannedMessage] = field(default_factory=list)
     refused: str | None = None  # the whole request is refused, with this reason
+    text: str = ""  # the text planned: the request's, or its template's
     notices: list[str] = field(default_factory=list)  # told to the sender
     not_before: datetime | None = None  # aware UTC, when deferred
 
@@ -184,6 +188,22 @@ def _final_text(text: str, category: str, sender: str, shortcode: str,
     return text
 
 
+def _source_text(request: SendRequest, lookups: Lookups, plan: Plan) -> str:
+    """The request's text, or its template's; sets ``plan.refused`` when neither works."""
+    if request.template is None:
+        return request.text
+    name = request.template
+    if request.text.strip():
+        plan.refused = f"[template:{name}] and a body: use one or the other"
+        return ""
+    found = lookups.template_text(name)
+    if found is None:
+        known = ", ".join(lookups.template_names) or "none is saved yet"
+        plan.refused = f"unknown template {name!r}: known templates: {known}"
+        return ""
+    return found
+
+
 def plan_send(
     request: SendRequest,
     *,
@@ -204,11 +224,15 @@ def plan_send(
     if problem:
         plan.refused = f"sender {sender!r} is not valid: {problem}"
         return plan
-    if not request.text.strip():
+    text = _source_text(request, lookups, plan)
+    if plan.refused:
+        return plan
+    plan.text = text
+    if not text.strip():
         plan.refused = "the message has no text"
         return plan
     try:
-        check(request.text)
+        check(text)
     except TemplateProblem as exc:
         plan.refused = str(exc)
         return plan
@@ -223,7 +247,7 @@ def plan_send(
 
     not_before = _timing(request, category, compliance, now, plan)
     plan.not_before = not_before
-    base_text = _final_text(request.text, category, sender, shortcode, compliance)
+    base_text = _final_text(text, category, sender, shortcode, compliance)
     personalised = has_fields(base_text)
     sent_today = dict(lookups.sent_today)
     user_total = lookups.user_sent_today

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
-from store import contacts, queries
+from store import contacts, queries, templates
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -37,7 +37,11 @@ def prepare(
         name: contacts.group_members(session, name) for name in request.groups}
     numbers += [number for found in members.values() for number, _ in found or ()]
     since = start_of_day(now, compliance.timezone)
+    saved = templates.get(session, request.template) if request.template else None
     lookups = Lookups(
+        template_text=lambda _name: saved.text if saved is not None else None,
+        template_names=(templates.names(session) if request.template and saved is None
+                        else []),
         group_members=members.get,
         opted_out=queries.opted_out(session, numbers),
         sent_today=queries.counts_since(session, numbers, since),
@@ -63,7 +67,7 @@ def commit_plan(session: Session, plan: Plan) -> int:
         "source": request.source,
         "email_message_id": request.email_message_id,
         "subject": request.subject[:998],
-        "text": request.text,
+        "text": plan.text or request.text,
         "category": plan.category,
         "sender": plan.sender,
         "not_before": plan.not_before,

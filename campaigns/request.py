@@ -28,3 +28,4 @@ class SendRequest:
     #: Problems found while reading the request that do not stop it (unknown option,
     #: a token that is not a number): reported to the sender.
     warnings: list[str] = field(default_factory=list)
+    template: str | None = None  # a saved template's name: its text is the SMS text

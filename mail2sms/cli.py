@@ -153,6 +153,8 @@ def send(
     to: Annotated[list[str] | None, typer.Option("--to", help="Number or #Group; repeatable.")]
     = None,
     text: Annotated[str | None, typer.Option(help="The SMS text.")] = None,
+    template: Annotated[str | None, typer.Option(help="A saved template's name, instead of "
+                                                      "--text.")] = None,
     marketing: Annotated[bool, typer.Option("--marketing", help="A marketing SMS.")] = False,
     sender: Annotated[str | None, typer.Option("--from", help="Sender ID.")] = None,
     at: Annotated[str | None, typer.Option(help="Send at 'YYYY-MM-DD HH:MM' (config zone).")]
@@ -182,12 +184,12 @@ def send(
                 err.print("--as USER is needed (the config has more than one user)")
                 raise typer.Exit(2)
             as_user = cfg.users[0].email
-        if not text:
-            err.print("--text is needed (or --eml FILE)")
+        if not text and not template:
+            err.print("--text is needed (or --template NAME, or --eml FILE)")
             raise typer.Exit(2)
         targets = to or []
         request = SendRequest(
-            user=as_user.lower(), text=text,
+            user=as_user.lower(), text=text or "", template=template,
             recipients=[t for t in targets if not t.startswith("#")],
             groups=[t[1:] for t in targets if t.startswith("#")],
             category="marketing" if marketing else None, sender=sender,
@@ -224,6 +226,7 @@ def _register_groups() -> None:
     from mail2sms.cli_results import export_app, stats_app
     from mail2sms.cli_rules import app as rules
     from mail2sms.cli_schedules import schedules_app
+    from mail2sms.cli_templates import templates_app
 
     app.add_typer(optouts, name="optouts")
     app.add_typer(contacts_app, name="contacts")
@@ -232,6 +235,7 @@ def _register_groups() -> None:
     app.add_typer(stats_app, name="stats")
     app.add_typer(rules, name="rules")
     app.add_typer(schedules_app, name="schedules")
+    app.add_typer(templates_app, name="templates")
 
 
 _register_groups()

@@ -102,7 +102,8 @@ def _parse(
     _dedupe(request)
     if not request.recipients and not request.groups:
         raise ParseError(553, _NO_RECIPIENT)
-    request.text = _text(msg)
+    # With [template:NAME] the saved text is the SMS: an empty body is expected.
+    request.text = _text(msg, required=request.template is None)
     _cap_warnings(request)
     return request
 
@@ -122,12 +123,12 @@ def _read_message(raw: bytes) -> Message:
     return msg
 
 
-def _text(msg: Message) -> str:
+def _text(msg: Message, *, required: bool = True) -> str:
     try:
         text = extract_text(msg)
     except BodyError as exc:
         raise ParseError(554, str(exc)) from None
-    if not text:
+    if not text and required:
         raise ParseError(
             554,
             "the message has no text: write the SMS in the body (quoted replies, signatures "
@@ -224,10 +225,14 @@ def _apply_option(request: SendRequest, match: re.Match[str], timezone: str) -> 
         _set_once(request, "sender", value, written)
     elif name == "at" and sep:
         _set_once(request, "at", _parse_at(value, written, timezone), written)
+    elif name == "template" and sep:
+        if not value:
+            raise ParseError(554, f"{written} has no name: expected [template:NAME]")
+        _set_once(request, "template", value, written)
     else:
         request.warnings.append(
             f'ignored "{written}" in the Subject: not an option (expected [marketing], '
-            "[alert], [test], [from:NAME] or [at:YYYY-MM-DD HH:MM])"
+            "[alert], [test], [from:NAME], [at:YYYY-MM-DD HH:MM] or [template:NAME])"
         )
     return " "
 

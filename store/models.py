@@ -247,3 +247,20 @@ class Schedule(SQLModel, table=True):
     revision: int = 0  # bumped on every change: runs and edits never overwrite each other
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Template(SQLModel, table=True):
+    """A saved SMS text with a name, used by ``[template:NAME]`` and ``send --template``.
+
+    The name is stored as given and looked up case-insensitively (``store.templates``).
+    """
+
+    __tablename__ = "templates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    text: str = ""
+    description: str | None = None
+    created_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from campaigns.contacts_files import ImportProblem, cell_text, open_rows
 from sms.phones import normalise
-from store import contacts
+from store import contacts, contacts_bulk
 from store.db import session_scope
 
 __all__ = ["ImportOptions", "ImportProblem", "ImportProgress", "ImportResult",
@@ -353,7 +353,7 @@ def import_contacts(engine: Engine, path: Path, options: ImportOptions) -> Impor
                         result.warnings += 1
                         reporter.write(row_line, raw, reason)
                     batch.append(record)
-                counts = contacts.upsert_contacts(session, batch, mode=options.mode,
+                counts = contacts_bulk.upsert_contacts(session, batch, mode=options.mode,
                                                   group_ids=group_ids)
                 result.added += counts.added
                 result.updated += counts.updated

@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session
 
 from campaigns.contacts_import import ImportOptions, import_contacts
-from store import contacts, queries
+from store import contacts, contacts_bulk, queries
 from store.db import Database, make_engine
 from tests.integration.test_cli import mail2sms, write_config
 from tests.integration.test_smtp_intake import sent_sms
@@ -90,16 +90,16 @@ def test_bulk_upsert_and_members_for_the_planner(db: Database) -> None:
     rows = [{"number": f"+336{n:08d}", "first_name": f"P{n}", "fields": {"n": str(n)}}
             for n in range(3000)]
 
-    def load(s: Session, mode: str, data: list[dict]) -> contacts.UpsertCounts:
-        return contacts.upsert_contacts(s, data, mode=mode,
+    def load(s: Session, mode: str, data: list[dict]) -> contacts_bulk.UpsertCounts:
+        return contacts_bulk.upsert_contacts(s, data, mode=mode,
                                         group_ids=contacts.ensure_groups(s, ["Big"]))
 
-    assert db.run_sync(lambda s: load(s, "add", rows)) == contacts.UpsertCounts(added=3000)
+    assert db.run_sync(lambda s: load(s, "add", rows)) == contacts_bulk.UpsertCounts(added=3000)
     changed = [{"number": "+33600000001", "last_name": "New", "fields": {"x": "1"}},
                {"number": "+33600000002", "first_name": "P2"}, {"number": ANN}]
-    assert db.run_sync(lambda s: load(s, "add", changed)) == contacts.UpsertCounts(
+    assert db.run_sync(lambda s: load(s, "add", changed)) == contacts_bulk.UpsertCounts(
         added=1, unchanged=2)
-    assert db.run_sync(lambda s: load(s, "update", changed)) == contacts.UpsertCounts(
+    assert db.run_sync(lambda s: load(s, "update", changed)) == contacts_bulk.UpsertCounts(
         updated=1, unchanged=2)
     found = dict(db.run_sync(lambda s: contacts.group_members(s, "big")) or [])
     assert len(found) == 3001
@@ -247,7 +247,7 @@ def test_group_in_an_email_subject_reaches_every_member(tmp_path: Path) -> None:
     config = base_config(tmp_path)
     engine = make_engine(config["database"]["url"])
     with Session(engine) as session:
-        contacts.upsert_contacts(session, [
+        contacts_bulk.upsert_contacts(session, [
             {"number": ANN, "first_name": "Ann"}, {"number": BOB, "first_name": "Bob"},
             {"number": CHLOE, "first_name": "Chloé"}],
             group_ids=contacts.ensure_groups(session, ["Staff"]))

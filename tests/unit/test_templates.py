@@ -14,7 +14,7 @@ from campaigns.plan import Lookups, Plan, UserPolicy, plan_send
 from campaigns.queue import prepare
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
-from store import contacts, templates
+from store import contacts, contacts_bulk, templates
 from store.db import make_engine
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -135,7 +135,7 @@ def test_fields_are_filled_per_group_member() -> None:
 
 def test_prepare_looks_the_template_up_in_the_database(session: Session) -> None:
     templates.add(session, "Bonjour", SAVED["bonjour"])
-    contacts.upsert_contacts(session, [{"number": MOBILE, "first_name": "Chloé"}],
+    contacts_bulk.upsert_contacts(session, [{"number": MOBILE, "first_name": "Chloé"}],
                              group_ids=contacts.ensure_groups(session, ["Staff"]))
     session.commit()
     request = SendRequest(user=ALICE.email, text="", template="BONJOUR", groups=["staff"])

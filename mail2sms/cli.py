@@ -226,6 +226,7 @@ def _register_groups() -> None:
     from mail2sms.cli_results import export_app, stats_app
     from mail2sms.cli_rules import app as rules
     from mail2sms.cli_schedules import schedules_app
+    from mail2sms.cli_sends import app as sends
     from mail2sms.cli_templates import templates_app
 
     app.add_typer(optouts, name="optouts")
@@ -235,6 +236,7 @@ def _register_groups() -> None:
     app.add_typer(stats_app, name="stats")
     app.add_typer(rules, name="rules")
     app.add_typer(schedules_app, name="schedules")
+    app.add_typer(sends, name="sends")
     app.add_typer(templates_app, name="templates")
 
 

@@ -26,6 +26,8 @@ class MessageStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     LATE = "late"  # no delivery report 48 h after submission
+    PAUSED = "paused"  # its send was paused before the dispatcher took it
+    CANCELLED = "cancelled"  # its send was cancelled before the dispatcher took it
 
 
 #: Statuses in which a message will not change again except through a late DLR.
@@ -36,6 +38,7 @@ FINAL_STATUSES = frozenset(
         MessageStatus.DELIVERED,
         MessageStatus.FAILED,
         MessageStatus.EXPIRED,
+        MessageStatus.CANCELLED,
     }
 )
 

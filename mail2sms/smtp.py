@@ -20,11 +20,13 @@ log = logging.getLogger("mail2sms.smtp")
 
 
 class _QuietAiosmtpd(logging.Filter):
-    """aiosmtpd warns on every connection that AUTH does not require TLS; we decide
-    that per client (loopback or TLS), so the warning says nothing useful."""
+    """aiosmtpd warns on every connection that AUTH does not require TLS (we decide that
+    per client: loopback or TLS) and on every login that its own ``login_data`` field is
+    deprecated (it sets it itself): neither says anything to an admin."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "auth_require_tls" not in record.getMessage()
+        message = record.getMessage()
+        return "auth_require_tls" not in message and "login_data is deprecated" not in message
 
 
 logging.getLogger("mail.log").addFilter(_QuietAiosmtpd())

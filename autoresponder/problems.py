@@ -1,4 +1,5 @@
-"""Problems found in a rules file, each with file:line, like the config's."""
+"""A problem found in a YAML file, with file:line: the rules file's, and the config's
+(``mail2sms.config`` uses the same class)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class RuleProblem:
+class FileProblem:
     file: str
     line: int | None
     where: str  # dotted key path: keywords.2.reply
@@ -16,6 +17,9 @@ class RuleProblem:
         place = f"{self.file}:{self.line}" if self.line else self.file
         where = f" {self.where}:" if self.where else ""
         return f"{place}:{where} {self.message}"
+
+
+RuleProblem = FileProblem
 
 
 class RulesError(Exception):

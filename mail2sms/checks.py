@@ -102,5 +102,5 @@ def _rules_problems(config: Config, add: Callable[[tuple, str], None]) -> list[C
     try:
         load_rules(path)
     except RulesError as exc:
-        return [ConfigProblem(p.file, p.line, p.where, p.message) for p in exc.problems]
+        return list(exc.problems)
     return []

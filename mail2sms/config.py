@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from autoresponder.problems import FileProblem
 from gateway.config import GatewayConfig, MailOutConfig
 from sms.config import ComplianceConfig
 
@@ -158,17 +158,7 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    line: int | None
-    where: str  # dotted key path
-    message: str
-
-    def __str__(self) -> str:
-        place = f"{self.file}:{self.line}" if self.line else self.file
-        where = f" {self.where}:" if self.where else ""
-        return f"{place}:{where} {self.message}"
+ConfigProblem = FileProblem
 
 
 class ConfigError(Exception):

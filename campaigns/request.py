@@ -29,3 +29,4 @@ class SendRequest:
     #: a token that is not a number): reported to the sender.
     warnings: list[str] = field(default_factory=list)
     template: str | None = None  # a saved template's name: its text is the SMS text
+    draft: bool = False  # queued but held until released (``mail2sms sends release``)

@@ -62,6 +62,9 @@ class SendRequestRow(SQLModel, table=True):
     status: str = "accepted"  # accepted | refused
     reason: str | None = None
     report_sent_at: datetime | None = None
+    #: A campaign state set by hand: draft (held until released), paused, cancelled;
+    #: None means ready, sending or done, which follow from its messages (store.sends).
+    state: str | None = Field(default=None, index=True)
 
 
 class Message(SQLModel, table=True):
@@ -88,6 +91,8 @@ class Message(SQLModel, table=True):
     submitted_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     final_at: datetime | None = None
+    #: Its segments were taken from the credit balance (given back once if it fails).
+    charged: bool = False
 
 
 class DeliveryReport(SQLModel, table=True):
@@ -266,4 +271,42 @@ class Template(SQLModel, table=True):
     description: str | None = None
     created_by: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CreditAccount(SQLModel, table=True):
+    """The credit balance in segments; one row (id 1) once credit is in use."""
+
+    __tablename__ = "credit_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    balance: int = 0
+    #: The balance under which the last alert email went out (no alert twice in a row).
+    alerted_below: int | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CreditEntry(SQLModel, table=True):
+    """Every change of the credit balance: top-ups, sends, segments given back."""
+
+    __tablename__ = "credit_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    change: int  # segments; negative when taken
+    balance: int  # after the change
+    reason: str = ""  # topup | set | send | failed | cancelled
+    request_id: int | None = Field(default=None, index=True)
+    by: str | None = None
+
+
+class NumberHealth(SQLModel, table=True):
+    """Numbers the operators reported unassigned (NPAI: n'habite pas à l'adresse)."""
+
+    __tablename__ = "number_health"
+
+    number: str = Field(primary_key=True)  # E.164
+    unassigned_in_row: int = 0  # reset by a delivered report
+    flagged_at: datetime | None = Field(default=None, index=True)  # skipped from then on
+    last_reason: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)

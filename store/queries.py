@@ -65,7 +65,8 @@ def insert_request(
     if messages:
         rows = [{"request_id": request_id, "created_at": now, "updated_at": now,
                  "attempts": 0, "sender": None, "text": "", "encoding": "gsm7", "segments": 1,
-                 "reason": None, "not_before": None, **m} for m in messages]
+                 "reason": None, "not_before": None, "charged": False, **m}
+                for m in messages]
         connection.execute(insert(table), rows)
     return int(request_id)
 

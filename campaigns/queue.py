@@ -10,7 +10,7 @@ from sqlmodel import Session
 from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
-from store import contacts, queries, templates
+from store import contacts, queries, sends, templates
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -88,7 +88,10 @@ def commit_plan(session: Session, plan: Plan) -> int:
         }
         for m in plan.messages
     ]
-    return queries.insert_request(session, row, messages)
+    request_id = queries.insert_request(session, row, messages)
+    if request.draft and not plan.refused:
+        sends.hold_draft(session, request_id)
+    return request_id
 
 
 def queue_request(

@@ -25,6 +25,14 @@ def pause(session: Session, request_id: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def hold_draft(session: Session, request_id: int) -> int:
+    """Make a just-queued send a draft: its messages wait until it is released."""
+    held = pause(session, request_id)
+    session.execute(update(SendRequestRow).where(col(SendRequestRow.id) == request_id)
+                    .values(state="draft"))
+    return held
+
+
 def resume(session: Session, request_id: int) -> int:
     """Let the held messages go again (``deferred`` when their time is still to come)."""
     now = utcnow()

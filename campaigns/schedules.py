@@ -23,6 +23,7 @@ cannot both make it; a crash after the claim loses that run rather than repeatin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -93,6 +94,7 @@ class Scheduler:
         self.sync_seconds = sync_seconds
         self._submit: Submit | None = None
         self._aps: AsyncIOScheduler | None = None
+        self._syncs: set[asyncio.Task[None]] = set()
 
     # --- editing: the table first, then the jobs when running -----------------------
 
@@ -206,6 +208,20 @@ class Scheduler:
             rows = await self.db.run(lambda s: schedules.list_all(s))
             self._reconcile(rows)
         await self.run_due_now(self.clock())
+
+    def sync_now(self) -> None:
+        """Re-read the table at once, as the 30 s pass would (SIGHUP); needs the loop."""
+        if self._aps is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.sync(), name="schedules-sync")
+        # the loop keeps only a weak reference to a task
+        self._syncs.add(task)
+        task.add_done_callback(self._synced)
+
+    def _synced(self, task: asyncio.Task[None]) -> None:
+        self._syncs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("schedules: the sync asked by SIGHUP failed", exc_info=task.exception())
 
     def _resync(self, schedule_id: int) -> None:
         if self._aps is not None:

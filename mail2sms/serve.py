@@ -74,8 +74,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, rulebook.reload)
 
     db = Database(config.database.url)
     driver = make_driver(config.gateway, dlr_url_template=dlr_url_template(config))
@@ -95,6 +93,13 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     # periodic and event sends; picks up `mail2sms schedules` changes every 30 s
     scheduler = Scheduler(db, config.compliance.timezone)
     await scheduler.start(service.submit)
+
+    def on_sighup() -> None:
+        rulebook.reload()
+        scheduler.sync_now()  # a `mail2sms schedules` change applies now, not within 30 s
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
     smtp_host, smtp_port = split_host_port(config.smtp.listen)
     smtp_server = await start_smtp(config, service, smtp_host, smtp_port)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of the real servers used by the tests and benchmarks:
-# Kannel (bearerbox, smsbox, fakesmsc), PostgreSQL, Dovecot and swaks.
+# Kannel (bearerbox, smsbox, fakesmsc), PostgreSQL, Dovecot, swaks and libfaketime (the
+# clock of a server under test).
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ command -v bearerbox >/dev/null 2>&1 || [ -x /usr/sbin/bearerbox ] || need+=(kan
 [ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi

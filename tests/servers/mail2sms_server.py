@@ -72,9 +72,11 @@ def base_config(tmp: Path, **overrides: Any) -> dict[str, Any]:
 class Mail2SmsServer:
     """Starts ``python -m mail2sms.cli serve`` and waits until every port answers."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any]):
+    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None):
+        """``env`` is added to the process's environment (e.g. ``FakeClock.env()``)."""
         self.tmp = tmp
         self.config = config
+        self.env = dict(env or {})
         self.config_path = tmp / "config.yaml"
         self.proc: subprocess.Popen[str] | None = None
         self.output: deque[str] = deque(maxlen=400)
@@ -98,7 +100,7 @@ class Mail2SmsServer:
 
     def start(self, timeout: float = 30.0) -> Mail2SmsServer:
         self.config_path.write_text(yaml.safe_dump(self.config, allow_unicode=True))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mail2sms.cli", "serve", "--config", str(self.config_path)],
             stdout=subprocess.PIPE,
@@ -145,6 +147,12 @@ class Mail2SmsServer:
         if self._reader:
             self._reader.join(2)
         return proc.returncode
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` (e.g. SIGHUP: reload the rules, re-read the schedules)."""
+        if self.proc is None:
+            raise RuntimeError("mail2sms is not running")
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         """Stop at once, as a crash would."""

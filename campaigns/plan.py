@@ -52,7 +52,7 @@ class Lookups:
     template_names: list[str] = field(default_factory=list)  # for the unknown-name reason
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedMessage:
     raw: str  # the recipient as written
     to: str  # E.164, or the text as written when invalid
@@ -85,7 +85,7 @@ class Plan:
         return sum(m.segments for m in self.messages if m.status in sendable)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Recipient:
     raw: str
     phone: Phone

@@ -75,7 +75,7 @@ def commit_plan(session: Session, plan: Plan) -> int:
         "status": "refused" if plan.refused else "accepted",
         "reason": plan.refused,
     }
-    messages = [] if plan.refused else [
+    messages = () if plan.refused else (
         {
             "to": m.to,
             "sender": m.sender,
@@ -87,7 +87,7 @@ def commit_plan(session: Session, plan: Plan) -> int:
             "not_before": m.not_before,
         }
         for m in plan.messages
-    ]
+    )
     request_id = queries.insert_request(session, row, messages)
     if request.draft and not plan.refused:
         sends.hold_draft(session, request_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, update
@@ -21,6 +22,7 @@ from store.models import (
 )
 
 _CHUNK = 500  # SQLite's default limit on bound parameters is well above this
+_INSERT_CHUNK = 5000  # message rows per executemany
 
 #: Statuses that count as "sent to this number" for the daily per-number maximum.
 NOT_COUNTED = (MessageStatus.SKIPPED, MessageStatus.REFUSED, MessageStatus.FAILED)
@@ -47,7 +49,7 @@ def add_request(session: Session, request: SendRequestRow, messages: list[Messag
 
 
 def insert_request(
-    session: Session, request: dict[str, Any], messages: Sequence[dict[str, Any]]
+    session: Session, request: dict[str, Any], messages: Iterable[dict[str, Any]]
 ) -> int:
     """Insert a request and its messages from plain column values; return its id.
 
@@ -62,12 +64,14 @@ def insert_request(
     request_id = connection.execute(
         insert(requests).returning(requests.c.id), {"created_at": now, **request}
     ).scalar_one()
-    if messages:
-        rows = [{"request_id": request_id, "created_at": now, "updated_at": now,
-                 "attempts": 0, "sender": None, "text": "", "encoding": "gsm7", "segments": 1,
-                 "reason": None, "not_before": None, "charged": False, **m}
-                for m in messages]
-        connection.execute(insert(table), rows)
+    defaults = {"request_id": request_id, "created_at": now, "updated_at": now,
+                "attempts": 0, "sender": None, "text": "", "encoding": "gsm7", "segments": 1,
+                "reason": None, "not_before": None, "charged": False}
+    # in slices: a large send's rows never all exist at once as parameter dicts
+    statement = insert(table)
+    pending = iter(messages)
+    while chunk := [{**defaults, **m} for m in islice(pending, _INSERT_CHUNK)]:
+        connection.execute(statement, chunk)
     return int(request_id)
 
 

@@ -81,6 +81,10 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         _fail("error", problem)
     if problems:
         raise typer.Exit(2)
+    from mail2sms.cli_credit import config_warnings
+
+    for warning in config_warnings(cfg, config):
+        err.print(Text.assemble(("warning", "yellow"), " ", warning))
     console.print(f"{config}: OK ({len(cfg.users)} user(s), gateway {cfg.gateway.driver}, "
                   f"database {cfg.database.url.split('@')[-1]})", highlight=False)
 
@@ -164,6 +168,8 @@ def send(
     eml: Annotated[Path | None, typer.Option(help="Process a saved email as if its From "
                                                   "user had sent it.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, send nothing.")] = False,
+    draft: Annotated[bool, typer.Option("--draft", help="Queue it held, until "
+                                                        "`mail2sms sends release ID`.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Send an SMS (or show what an email would do with --eml --dry-run)."""
@@ -195,6 +201,7 @@ def send(
             category="marketing" if marketing else None, sender=sender,
             at=_parse_at(at, cfg.compliance.timezone) if at else None, test=test, source="cli",
         )
+    request.draft = request.draft or draft
     exit_code = asyncio.run(_send(cfg, request, dry_run=dry_run, as_json=as_json))
     raise typer.Exit(exit_code)
 
@@ -210,7 +217,11 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
             if dry_run:
                 plan = await service.preview(request)
             else:
-                plan = (await service.submit(request, report=False)).plan
+                outcome = await service.submit(request, report=False)
+                plan = outcome.plan
+                if request.draft and not plan.refused:
+                    err.print(f"draft #{outcome.request_id}: nothing goes out until "
+                              f"`mail2sms sends release {outcome.request_id}`")
         except UnknownUser as exc:
             _fail("refused:", exc)
             return 1
@@ -222,6 +233,8 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
 
 def _register_groups() -> None:
     from mail2sms.cli_contacts import contacts_app, groups_app
+    from mail2sms.cli_credit import app as credit_app
+    from mail2sms.cli_npai import app as npai_app
     from mail2sms.cli_optouts import app as optouts
     from mail2sms.cli_results import export_app, stats_app
     from mail2sms.cli_rules import app as rules
@@ -238,6 +251,8 @@ def _register_groups() -> None:
     app.add_typer(schedules_app, name="schedules")
     app.add_typer(sends, name="sends")
     app.add_typer(templates_app, name="templates")
+    app.add_typer(credit_app, name="credit")
+    app.add_typer(npai_app, name="npai")
 
 
 _register_groups()

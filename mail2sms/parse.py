@@ -219,6 +219,8 @@ def _apply_option(request: SendRequest, match: re.Match[str], timezone: str) -> 
         _set_once(request, "category", name, written)
     elif name == "test" and not sep:
         request.test = True
+    elif name == "draft" and not sep:
+        request.draft = True
     elif name == "from" and sep:
         if not value:
             raise ParseError(554, f"{written} has no sender ID: expected [from:NAME]")
@@ -232,7 +234,7 @@ def _apply_option(request: SendRequest, match: re.Match[str], timezone: str) -> 
     else:
         request.warnings.append(
             f'ignored "{written}" in the Subject: not an option (expected [marketing], '
-            "[alert], [test], [from:NAME], [at:YYYY-MM-DD HH:MM] or [template:NAME])"
+            "[alert], [test], [draft], [from:NAME], [at:YYYY-MM-DD HH:MM] or [template:NAME])"
         )
     return " "
 

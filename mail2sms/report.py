@@ -62,6 +62,9 @@ def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str
         subject = _subject(request.subject, summary_line(plan))
         ref = f" (request #{request_id})" if request_id else ""
         lines.append(f"Your message was accepted{ref}.")
+        if request.draft:
+            lines.append(f"It is a DRAFT: nothing goes out until it is released (mail2sms "
+                         f"sends release {request_id}, or POST /api/sends/{request_id}/release).")
         lines.append("")
         sendable = [m for m in plan.messages
                     if m.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)]
@@ -74,6 +77,9 @@ def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str
             )
             lines.append(f"Queued: {len(sendable)} SMS, {segs} part(s) in all: {shape}.")
             lines.append(f"Category: {plan.category}. Sender: {plan.sender}.")
+        if plan.credit_left is not None:
+            lines.append(f"Credit: {plan.segments:,} segment(s) taken, "
+                         f"{plan.credit_left:,} left.")
         if plan.not_before:
             local = plan.not_before.astimezone(ZoneInfo(timezone))
             lines.append(f"Deferred until {local:%A %d %B %Y at %H:%M} ({timezone}).")
@@ -90,6 +96,25 @@ def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str
         lines += ["", "Notes:", *(f"  - {n}" for n in plan.notices)]
     return _new_message(sender_addr=sender_addr, to=to, subject=subject,
                         in_reply_to=request.email_message_id, timezone=timezone, lines=lines)
+
+
+def credit_alert(*, left: int, threshold: int, to: list[str], sender_addr: str,
+                 timezone: str) -> Message:
+    """The email to ``credit.alert_to`` when the balance falls under the threshold."""
+    lines = [
+        f"The SMS credit is low: {left:,} segment(s) left, under the alert threshold of "
+        f"{threshold:,} (credit.alert_below).",
+        "",
+        "Sends larger than the credit left are refused whole. To top up, on the server:",
+        "",
+        "    mail2sms credit add SEGMENTS",
+        "",
+        "(`mail2sms credit show` gives the balance, `mail2sms credit history` the ledger.)",
+        "This alert is sent once; the next one after the balance has been topped up.",
+    ]
+    return _new_message(sender_addr=sender_addr, to=", ".join(to),
+                        subject=f"[SMS] credit low: {left:,} segment(s) left",
+                        in_reply_to=None, timezone=timezone, lines=lines)
 
 
 def error_report(*, subject: str, in_reply_to: str | None, reason: str, sender_addr: str,

@@ -24,6 +24,8 @@ from store.models import MessageStatus
 
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
 
+NPAI_REASON = "number unassigned (NPAI): reported twice in a row, see mail2sms npai list"
+
 #: A deferred time this far in the past is taken as "now" rather than refused.
 _PAST_TOLERANCE = timedelta(minutes=5)
 
@@ -50,6 +52,12 @@ class Lookups:
     #: A saved template's text by name (case ignored), None when unknown.
     template_text: Callable[[str], str | None] = lambda _name: None
     template_names: list[str] = field(default_factory=list)  # for the unknown-name reason
+    #: Numbers flagged as unassigned (NPAI): skipped.
+    unassigned: set[str] = field(default_factory=set)
+    #: Segments of credit left; None when credit is not in use.
+    credit_left: int | None = None
+    #: False when credit is on but no balance was ever set (the refusal says how to).
+    credit_opened: bool = True
 
 
 @dataclass(slots=True)
@@ -75,6 +83,8 @@ class Plan:
     text: str = ""  # the text planned: the request's, or its template's
     notices: list[str] = field(default_factory=list)  # told to the sender
     not_before: datetime | None = None  # aware UTC, when deferred
+    #: Credit left once this send has taken its segments; None when credit is not in use.
+    credit_left: int | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for m in self.messages if m.status == status)
@@ -276,6 +286,8 @@ def plan_send(
                 status, reason = MessageStatus.SKIPPED, phone.reason
             elif phone.e164 in lookups.opted_out:
                 status, reason = MessageStatus.SKIPPED, "opted out"
+            elif phone.e164 in lookups.unassigned:
+                status, reason = MessageStatus.SKIPPED, NPAI_REASON
             elif info.segments > compliance.max_segments:
                 status, reason = MessageStatus.SKIPPED, (
                     f"text too long: {info.segments} SMS parts, at most "
@@ -298,4 +310,24 @@ def plan_send(
         m.reason and m.reason.startswith("text too long") for m in plan.messages
     ):
         plan.refused = plan.messages[0].reason
+    if lookups.credit_left is not None and not plan.refused:
+        _apply_credit(plan, lookups.credit_left, opened=lookups.credit_opened)
     return plan
+
+
+def credit_refusal(needed: int, left: int, *, opened: bool = True) -> str:
+    """Why a send larger than the credit is refused, with the numbers."""
+    reason = (f"not enough credit: this send needs {needed:,} segment{'s' * (needed != 1)} "
+              f"and {left:,} {'are' if left != 1 else 'is'} left")
+    if not opened:
+        reason += " (no credit was ever added: an admin runs `mail2sms credit add N`)"
+    return reason
+
+
+def _apply_credit(plan: Plan, left: int, *, opened: bool) -> None:
+    """Refuse the whole send when it needs more than is left: never a partial send."""
+    needed = plan.segments
+    if needed > left:
+        plan.refused = credit_refusal(needed, left, opened=opened)
+    else:
+        plan.credit_left = left - needed

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from campaigns.plan import Lookups, Plan, UserPolicy, numbers_of, plan_send
+from campaigns.plan import Lookups, Plan, UserPolicy, credit_refusal, numbers_of, plan_send
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
-from store import contacts, queries, sends, templates
+from store import contacts, credit, npai, queries, sends, templates
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -28,8 +28,13 @@ def prepare(
     compliance: ComplianceConfig,
     shortcode: str,
     now: datetime | None = None,
+    credit_enabled: bool = False,
 ) -> Plan:
-    """Fetch what planning needs and plan; writes nothing."""
+    """Fetch what planning needs and plan; writes nothing.
+
+    With ``credit_enabled`` a send larger than the balance is refused (a dry run shows
+    it too); the balance is only taken by ``commit_plan``.
+    """
     now = now or datetime.now(UTC)
     numbers = numbers_of(request, policy, compliance)
     # Members are fetched first: their numbers need the same opt-out and daily checks.
@@ -48,20 +53,36 @@ def prepare(
         # only counted when a limit is set: it is the costliest lookup for a busy user
         user_sent_today=(queries.user_count_since(session, policy.email, since)
                          if policy.daily_limit is not None else 0),
+        unassigned=npai.flagged_numbers(session),
     )
+    if credit_enabled:
+        left = credit.balance(session)
+        lookups.credit_left = left or 0
+        lookups.credit_opened = left is not None
     return plan_send(
         request, policy=policy, compliance=compliance, shortcode=shortcode, lookups=lookups,
         now=now,
     )
 
 
-def commit_plan(session: Session, plan: Plan) -> int:
+def commit_plan(session: Session, plan: Plan, *, credit_enabled: bool = False) -> int:
     """Write the request and one message row per recipient; returns the request id.
 
     A refused plan is recorded too (status ``refused``), so nothing is ever dropped
-    without a trace.
+    without a trace. With ``credit_enabled`` the send's segments are taken from the
+    balance in this transaction, all or nothing: when another send took them first,
+    the plan is refused here and recorded so.
     """
     request = plan.request
+    entry = None
+    if credit_enabled and not plan.refused and plan.segments:
+        entry = credit.take(session, plan.segments, by=request.user)
+        if entry is None:
+            left = credit.balance(session)
+            plan.refused = credit_refusal(plan.segments, left or 0, opened=left is not None)
+            plan.credit_left = None
+        else:
+            plan.credit_left = entry.balance
     row = {
         "user": request.user,
         "source": request.source,
@@ -89,6 +110,9 @@ def commit_plan(session: Session, plan: Plan) -> int:
         for m in plan.messages
     )
     request_id = queries.insert_request(session, row, messages)
+    if entry is not None:
+        entry.request_id = request_id
+        credit.charge(session, request_id)
     if request.draft and not plan.refused:
         sends.hold_draft(session, request_id)
     return request_id
@@ -102,9 +126,11 @@ def queue_request(
     compliance: ComplianceConfig,
     shortcode: str,
     now: datetime | None = None,
+    credit_enabled: bool = False,
 ) -> tuple[Plan, int]:
     """Plan and queue in the caller's transaction: the plan and the request id."""
     plan = prepare(
-        session, request, policy=policy, compliance=compliance, shortcode=shortcode, now=now
+        session, request, policy=policy, compliance=compliance, shortcode=shortcode, now=now,
+        credit_enabled=credit_enabled,
     )
-    return plan, commit_plan(session, plan)
+    return plan, commit_plan(session, plan, credit_enabled=credit_enabled)

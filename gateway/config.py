@@ -6,6 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: What operators and SMSCs say for a number nobody has: not "absent subscriber", which
+#: is a phone switched off or out of reach.
+UNASSIGNED_ERRORS = ("unknown subscriber", "unassigned", "invalid destination", "0x0000000b",
+                     "err:001")
+
 
 class HttpProviderConfig(BaseModel):
     """A generic HTTP SMS provider: how to call it and how to read its answer."""
@@ -40,6 +45,9 @@ class GatewayConfig(BaseModel):
     max_attempts: int = 8  # transient failures retried with backoff up to this many tries
     #: Where the gateway posts delivery reports; derived from ``http`` when empty.
     dlr_url: str | None = None
+    #: Delivery report texts (case-insensitive substrings) that mean "this number is not
+    #: assigned to anyone"; two such reports in a row flag the number (NPAI).
+    unassigned_errors: list[str] = Field(default_factory=lambda: list(UNASSIGNED_ERRORS))
     http: HttpProviderConfig = Field(default_factory=HttpProviderConfig)
 
 

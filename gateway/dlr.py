@@ -3,12 +3,19 @@ statuses, and stored against their message."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from gateway.config import UNASSIGNED_ERRORS
+from sms.phones import mask
 from store.db import Database
-from store.models import Message, MessageStatus
+from store.models import Message, MessageStatus, NumberHealth
 from store.queries import DlrUpdate, apply_dlr
+
+log = logging.getLogger("mail2sms.dlr")
 
 _DETAIL_CHARS = 500
 
@@ -44,11 +51,30 @@ def _smsc_codes(answer: str | None) -> str:
     return " ".join(parts)
 
 
-def from_kannel(status: int, answer: str | None) -> DlrUpdate:
+def unassigned_text(text: str | None, patterns: Sequence[str]) -> str | None:
+    """The report's text (clipped) when it says the number is not assigned, else None."""
+    if not text:
+        return None
+    folded = text.casefold()
+    if any(p and p.casefold() in folded for p in patterns):
+        return _clip(text)
+    return None
+
+
+def from_kannel(status: int, answer: str | None,
+                unassigned_errors: Sequence[str] = UNASSIGNED_ERRORS) -> DlrUpdate:
     """Map Kannel's ``%d`` (and ``%A``, the SMSC's answer) to a status.
 
+    A failure whose answer holds one of ``unassigned_errors`` is marked unassigned (NPAI).
     Raises ValueError for a code Kannel does not send.
     """
+    update = _from_kannel(status, answer)
+    if update.status == MessageStatus.FAILED:
+        update = replace(update, unassigned=unassigned_text(answer, unassigned_errors))
+    return update
+
+
+def _from_kannel(status: int, answer: str | None) -> DlrUpdate:
     codes = _smsc_codes(answer)
     if status == KANNEL_DELIVERED:
         return DlrUpdate(MessageStatus.DELIVERED, str(status), _clip(answer))
@@ -114,9 +140,11 @@ def generic_ids(payload: dict[str, Any]) -> tuple[int | None, str | None]:
     return message_id, gateway_id
 
 
-def from_generic(payload: dict[str, Any]) -> DlrUpdate:
+def from_generic(payload: dict[str, Any],
+                 unassigned_errors: Sequence[str] = UNASSIGNED_ERRORS) -> DlrUpdate:
     """Map the generic JSON webhook (``{"id" | "gateway_id", "status", "detail"}``).
 
+    A failure whose ``detail`` holds one of ``unassigned_errors`` is marked unassigned.
     Raises ValueError naming what is missing or not understood.
     """
     if not isinstance(payload, dict):
@@ -132,7 +160,11 @@ def from_generic(payload: dict[str, Any]) -> DlrUpdate:
     detail = payload.get("detail")
     if detail is not None and not isinstance(detail, str | int | float):
         raise ValueError(f"'detail' must be text, got {type(detail).__name__}")
-    return DlrUpdate(status, raw.strip(), _clip(detail) if detail is not None else default_detail)
+    update = DlrUpdate(status, raw.strip(),
+                       _clip(detail) if detail is not None else default_detail)
+    if status == MessageStatus.FAILED and detail is not None:
+        update = replace(update, unassigned=unassigned_text(str(detail), unassigned_errors))
+    return update
 
 
 async def record_dlr(
@@ -144,6 +176,11 @@ async def record_dlr(
 ) -> Message | None:
     """Store the report and move its message on, in one transaction; None when the
     message is unknown (the report is kept all the same)."""
-    return await db.run(
-        lambda s: apply_dlr(s, update, message_id=message_id, gateway_id=gateway_id)
-    )
+    flagged: list[NumberHealth] = []
+    message = await db.run(lambda s: apply_dlr(
+        s, update, message_id=message_id, gateway_id=gateway_id, on_flagged=flagged.append))
+    for health in flagged:
+        log.warning("number %s flagged as unassigned (NPAI) after %d reports in a row: %s; "
+                    "it is skipped from now on (see mail2sms npai list)",
+                    mask(health.number), health.unassigned_in_row, health.last_reason)
+    return message

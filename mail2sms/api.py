@@ -73,7 +73,8 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
         except ValueError:
             return PlainTextResponse("expected id=<message id>&status=<Kannel %d>", 400)
         try:
-            update = from_kannel(code, values.get("answer") or values.get("reply"))
+            update = from_kannel(code, values.get("answer") or values.get("reply"),
+                                 config.gateway.unassigned_errors)
         except ValueError as exc:  # a code Kannel does not send
             return PlainTextResponse(str(exc), 400)
         message = await record_dlr(db, update, message_id=message_id)
@@ -96,7 +97,8 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
             if not isinstance(item, dict):
                 return JSONResponse({"error": "expected a JSON object"}, status_code=400)
             try:
-                checked.append((from_generic(item), *generic_ids(item)))
+                checked.append((from_generic(item, config.gateway.unassigned_errors),
+                                *generic_ids(item)))
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
         results = []

@@ -102,6 +102,27 @@ class ImapConfig(BaseModel):
     trusted_authserv_id: str | None = None
 
 
+class CreditConfig(BaseModel):
+    """An optional credit balance in segments (``mail2sms credit``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Sends take their segments from the balance; one larger than it is refused whole.
+    enabled: bool = False
+    #: An alert email goes to ``alert_to`` once the balance falls under this many segments.
+    alert_below: int | None = Field(default=None, ge=0)
+    alert_to: list[str] = Field(default_factory=list)
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """(key, message) for settings that are valid but do not do what they seem to."""
+        found = []
+        if self.alert_below is not None and not self.alert_to:
+            found.append(("alert_below", "no alert will be sent: alert_to is empty"))
+        if (self.alert_below is not None or self.alert_to) and not self.enabled:
+            found.append(("enabled", "credit is off: alert_below and alert_to do nothing"))
+        return found
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +136,7 @@ class Config(BaseModel):
     imap: ImapConfig = Field(default_factory=ImapConfig)
     rules: str | None = "rules.yaml"
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
+    credit: CreditConfig = Field(default_factory=CreditConfig)
     log_level: str = "INFO"
     #: The config file's folder: relative paths in it (rules) are taken from there.
     _base_dir: Path | None = PrivateAttr(default=None)

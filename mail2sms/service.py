@@ -10,12 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
+from sqlmodel import Session
+
 from campaigns.plan import Plan, UserPolicy
 from campaigns.queue import prepare, queue_request
 from campaigns.request import SendRequest
 from gateway.mailer import Mailer
 from mail2sms.config import Config
-from mail2sms.report import error_report, plan_report, summary_line
+from mail2sms.report import credit_alert, error_report, plan_report, summary_line
+from store import credit
 from store.db import Database
 
 log = logging.getLogger("mail2sms.service")
@@ -69,15 +72,23 @@ class Service:
         policy = self.policy_for(request.user)
         return await self.db.run(lambda s: prepare(
             s, request, policy=policy, compliance=self.config.compliance,
-            shortcode=self.config.gateway.shortcode))
+            shortcode=self.config.gateway.shortcode, credit_enabled=self.config.credit.enabled))
 
     async def submit(self, request: SendRequest, *, report: bool = True) -> Outcome:
         """Plan and commit the request; the report email goes out in the background."""
         policy = self.policy_for(request.user)
-        plan, request_id = await self.db.run(lambda s: queue_request(
-            s, request, policy=policy, compliance=self.config.compliance,
-            shortcode=self.config.gateway.shortcode))
+
+        def queue(session: Session) -> tuple[Plan, int, int | None]:
+            plan, request_id = queue_request(
+                session, request, policy=policy, compliance=self.config.compliance,
+                shortcode=self.config.gateway.shortcode,
+                credit_enabled=self.config.credit.enabled)
+            return plan, request_id, self._claim_credit_alert(session, plan)
+
+        plan, request_id, alert_balance = await self.db.run(queue)
         outcome = Outcome(plan, request_id)
+        if alert_balance is not None:
+            self._credit_alert(alert_balance)
         if not plan.refused:
             self.wake()
         if report:
@@ -85,6 +96,26 @@ class Service:
                 plan, request_id=request_id, sender_addr=self.config.mail_out.from_,
                 to=request.user, timezone=self.config.compliance.timezone))
         return outcome
+
+    def _claim_credit_alert(self, session: Session, plan: Plan) -> int | None:
+        """The balance to alert about, when this send took it under the threshold and
+        no alert went out since the last top-up (claimed in the send's transaction)."""
+        cfg = self.config.credit
+        # Without a mailer (the CLI) the alert is left for the server's next send.
+        if (not cfg.enabled or cfg.alert_below is None or not cfg.alert_to
+                or self.mailer is None or plan.credit_left is None
+                or plan.credit_left >= cfg.alert_below):
+            return None
+        return credit.claim_alert(session, cfg.alert_below)
+
+    def _credit_alert(self, left: int) -> None:
+        cfg = self.config.credit
+        assert cfg.alert_below is not None
+        log.warning("credit is low: %d segment(s) left, under the %d of credit.alert_below; "
+                    "alert mailed to %s", left, cfg.alert_below, ", ".join(cfg.alert_to))
+        self._mail(lambda: credit_alert(
+            left=left, threshold=cfg.alert_below or 0, to=cfg.alert_to,
+            sender_addr=self.config.mail_out.from_, timezone=self.config.compliance.timezone))
 
     def report_parse_error(self, user: str, raw: bytes, reason: str) -> None:
         subject, message_id = "", None

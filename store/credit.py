@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
@@ -22,13 +22,19 @@ _CHUNK = 500
 
 
 def balance(session: Session) -> int | None:
-    """The segments left; None when credit is not in use."""
-    account = session.get(CreditAccount, ACCOUNT_ID)
-    return None if account is None else account.balance
+    """The segments left; None when credit is not in use (no account yet)."""
+    table = CreditAccount.__table__  # type: ignore[attr-defined]
+    # Core, not session.get: the identity map may hold a row read before a reservation.
+    left = session.connection().execute(
+        select(table.c.balance).where(table.c.id == ACCOUNT_ID)).scalar_one_or_none()
+    return None if left is None else int(left)
 
 
-def _account(session: Session) -> CreditAccount:
-    account = session.get(CreditAccount, ACCOUNT_ID)
+def _locked_account(session: Session) -> CreditAccount:
+    """The account row, locked until the transaction ends (created at 0 if missing)."""
+    stmt = (sm_select(CreditAccount).where(CreditAccount.id == ACCOUNT_ID)
+            .with_for_update().execution_options(populate_existing=True))
+    account = session.exec(stmt).first()
     if account is None:
         account = CreditAccount(id=ACCOUNT_ID, balance=0)
         session.add(account)
@@ -38,24 +44,26 @@ def _account(session: Session) -> CreditAccount:
 
 def set_balance(session: Session, segments: int, *, by: str | None = None) -> int:
     """Set the balance (an audit, a new contract); returns it."""
-    account = _account(session)
+    account = _locked_account(session)
     change = segments - account.balance
     account.balance = segments
     account.alerted_below = None
     account.updated_at = utcnow()
     session.add(account)
     session.add(CreditEntry(change=change, balance=segments, reason="set", by=by))
+    session.flush()
     return segments
 
 
 def add(session: Session, segments: int, *, by: str | None = None) -> int:
     """Top up (or, negative, correct) the balance; returns the new balance."""
-    account = _account(session)
+    account = _locked_account(session)
     account.balance += segments
     account.alerted_below = None
     account.updated_at = utcnow()
     session.add(account)
     session.add(CreditEntry(change=segments, balance=account.balance, reason="topup", by=by))
+    session.flush()
     return account.balance
 
 
@@ -66,6 +74,14 @@ def reserve(session: Session, segments: int, *, request_id: int | None = None,
     One conditional UPDATE, so concurrent sends (several processes on PostgreSQL) cannot
     spend the same credit twice.
     """
+    entry = take(session, segments, request_id=request_id, by=by)
+    return None if entry is None else entry.balance
+
+
+def take(session: Session, segments: int, *, request_id: int | None = None,
+         by: str | None = None) -> CreditEntry | None:
+    """``reserve``, returning its ledger entry (the caller may set its request id once
+    the request is written)."""
     table = CreditAccount.__table__  # type: ignore[attr-defined]
     left = session.connection().execute(
         update(table)
@@ -76,16 +92,35 @@ def reserve(session: Session, segments: int, *, request_id: int | None = None,
     ).scalar_one_or_none()
     if left is None:
         return None
-    session.add(CreditEntry(change=-segments, balance=int(left), reason="send",
-                            request_id=request_id, by=by))
-    return int(left)
+    entry = CreditEntry(change=-segments, balance=int(left), reason="send",
+                        request_id=request_id, by=by)
+    session.add(entry)
+    return entry
 
 
-def restore(session: Session, message_ids: Sequence[int], *, reason: str) -> int:
+def claim_alert(session: Session, threshold: int) -> int | None:
+    """The balance, when it is under ``threshold`` and no alert went out since the last
+    top-up; marks the alert as sent. None otherwise (one conditional UPDATE: two sends
+    at once never both alert)."""
+    table = CreditAccount.__table__  # type: ignore[attr-defined]
+    left = session.connection().execute(
+        update(table)
+        .where(table.c.id == ACCOUNT_ID)
+        .where(table.c.balance < threshold)
+        .where(table.c.alerted_below.is_(None))
+        .values(alerted_below=threshold)
+        .returning(table.c.balance)
+    ).scalar_one_or_none()
+    return None if left is None else int(left)
+
+
+def restore(session: Session, message_ids: Sequence[int], *, reason: str,
+            request_id: int | None = None, statuses: Sequence[str] | None = None) -> int:
     """Give back the segments of these messages that were charged; returns how many.
 
-    Only messages still ``charged`` count, and they stop being charged here: a message
-    is never given back twice, whatever path reports its failure.
+    Only messages still ``charged`` count (and, given ``statuses``, only those in one of
+    them), and they stop being charged here: a message is never given back twice,
+    whatever path reports its failure.
     """
     if not message_ids:
         return 0
@@ -94,22 +129,45 @@ def restore(session: Session, message_ids: Sequence[int], *, reason: str) -> int
     ids = list(message_ids)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        given += int(session.connection().execute(
-            select(func.coalesce(func.sum(table.c.segments), 0))
-            .where(table.c.id.in_(chunk)).where(table.c.charged.is_(True))
-        ).scalar_one())
-        session.connection().execute(
-            update(table).where(table.c.id.in_(chunk)).where(table.c.charged.is_(True))
-            .values(charged=False)
-        )
+        # UPDATE ... RETURNING: the rows summed are exactly the rows uncharged, even
+        # when another transaction restores some of them at the same time.
+        stmt = (update(table).where(table.c.id.in_(chunk))
+                .where(table.c.charged.is_(True)).values(charged=False)
+                .returning(table.c.segments))
+        if statuses is not None:
+            stmt = stmt.where(table.c.status.in_(list(statuses)))
+        given += sum(int(n) for n in session.connection().execute(stmt).scalars())
     if given:
-        account = session.get(CreditAccount, ACCOUNT_ID)
-        if account is not None:
-            account.balance += given
-            account.updated_at = utcnow()
-            session.add(account)
-            session.add(CreditEntry(change=given, balance=account.balance, reason=reason))
+        _give_back(session, given, reason=reason, request_id=request_id)
     return given
+
+
+def restore_request(session: Session, request_id: int, *, status: str, reason: str) -> int:
+    """Give back the charged messages of one request now in ``status``; returns how many."""
+    table = Message.__table__  # type: ignore[attr-defined]
+    segments = session.connection().execute(
+        update(table).where(table.c.request_id == request_id)
+        .where(table.c.status == status).where(table.c.charged.is_(True))
+        .values(charged=False).returning(table.c.segments)
+    ).scalars()
+    given = sum(int(n) for n in segments)
+    if given:
+        _give_back(session, given, reason=reason, request_id=request_id)
+    return given
+
+
+def _give_back(session: Session, segments: int, *, reason: str,
+               request_id: int | None) -> None:
+    table = CreditAccount.__table__  # type: ignore[attr-defined]
+    # Relative UPDATE, not read-modify-write: a send may be reserving at the same time.
+    left = session.connection().execute(
+        update(table).where(table.c.id == ACCOUNT_ID)
+        .values(balance=table.c.balance + segments, updated_at=utcnow())
+        .returning(table.c.balance)
+    ).scalar_one_or_none()
+    if left is not None:
+        session.add(CreditEntry(change=segments, balance=int(left), reason=reason,
+                                request_id=request_id))
 
 
 def charge(session: Session, request_id: int) -> None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from store import credit, npai
 from store.models import (
     DeliveryReport,
     Message,
     MessageStatus,
+    NumberHealth,
     OptOut,
     OptOutEvent,
     SendRequestRow,
@@ -231,6 +234,8 @@ class DlrUpdate:
     status: MessageStatus
     code: str
     detail: str | None = None
+    #: The report's text when it says the number is not assigned (NPAI), else None.
+    unassigned: str | None = None
 
 
 #: Statuses a DLR may move a message out of (a late DLR still settles it).
@@ -249,8 +254,15 @@ def apply_dlr(
     *,
     message_id: int | None = None,
     gateway_id: str | None = None,
+    on_flagged: Callable[[NumberHealth], None] | None = None,
 ) -> Message | None:
-    """Store a DLR and move its message on; returns the message, None when unknown."""
+    """Store a DLR and move its message on; returns the message, None when unknown.
+
+    A failure gives the message's credit back; an "unassigned" failure counts against
+    the number (NPAI) and a delivery clears that count. ``on_flagged`` hears of a number
+    this report flagged. Only a report that moves its message counts: the same report
+    received twice is not two reports in a row.
+    """
     message: Message | None = None
     if message_id is not None:
         message = session.get(Message, message_id)
@@ -279,6 +291,17 @@ def apply_dlr(
         if dlr.status != MessageStatus.DELIVERED:
             message.reason = dlr.detail or message.reason
     session.add(message)
+    if dlr.status == MessageStatus.FAILED:
+        if message.charged:
+            session.flush()
+            credit.restore(session, [message.id or 0], reason="failed")
+            set_committed_value(message, "charged", False)
+        if dlr.unassigned is not None:
+            health = npai.report_unassigned(session, message.to, dlr.unassigned)
+            if health.unassigned_in_row == npai.FLAG_AFTER and on_flagged is not None:
+                on_flagged(health)
+    elif dlr.status == MessageStatus.DELIVERED:
+        npai.report_delivered(session, message.to)
     return message
 
 
@@ -424,3 +447,6 @@ def record_failures(session: Session, failures: Sequence[tuple[int, str]]) -> No
         ),
         [{"mid": mid, "why": why} for mid, why in failures],
     )
+    # Only those this call failed: one a DLR settled first keeps its own outcome.
+    credit.restore(session, [mid for mid, _ in failures], reason="failed",
+                   statuses=(MessageStatus.FAILED.value,))

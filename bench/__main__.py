@@ -1,5 +1,7 @@
-"""``make bench``: SMTP ingest, fan-out, dispatch through Kannel (vs Kannel direct), and
-MO through the webhook and through Kannel (vs Kannel alone)."""
+"""``make bench``: SMTP ingest, fan-out, dispatch through Kannel (vs Kannel direct),
+MO through the webhook and through Kannel (vs Kannel alone), contact import, and a
+personalised send to a large group (queued on SQLite and PostgreSQL, dispatched through
+Kannel vs Kannel direct)."""
 
 from __future__ import annotations
 
@@ -67,7 +69,11 @@ def main() -> None:
     parser.add_argument("--mo", type=int, default=3000, help="MOs per MO measure")
     parser.add_argument("--contacts", type=int, default=1_000_000, help="rows to import")
     parser.add_argument("--members", type=int, default=100_000, help="group to plan for")
-    parser.add_argument("--only", choices=["ingest", "dispatch", "mo", "contacts"],
+    parser.add_argument("--campaign", type=int, default=100_000,
+                        help="contacts of the personalised send queued and dispatched")
+    parser.add_argument("--campaign-dispatch", type=int, default=None,
+                        help="SMS of that send dispatched through Kannel (default: all)")
+    parser.add_argument("--only", choices=["ingest", "dispatch", "mo", "contacts", "campaign"],
                         default=None)
     args = parser.parse_args()
     print(f"mail2sms benchmarks on {platform.node()}: {os.cpu_count()} CPU(s), "
@@ -82,6 +88,10 @@ def main() -> None:
         from bench import contacts
 
         contacts.run(args.contacts, args.members)
+    if args.only in (None, "campaign"):
+        from bench import campaign
+
+        campaign.run(args.campaign, "both", args.campaign_dispatch)
 
 
 if __name__ == "__main__":

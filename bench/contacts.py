@@ -21,14 +21,14 @@ _NOTATIONS = ("0{a} {b} {c} {d} {e}", "+33 {a} {b} {c} {d} {e}", "0033{a}{b}{c}{
 _FIRST = ("Jean", "Marie", "Zoé", "Léa", "Hugo", "Chloé", "Noël", "Inès")
 
 
-def write_csv(path: Path, rows: int, seed: int = 1) -> None:
+def write_csv(path: Path, rows: int, seed: int = 1, *, clean: bool = False) -> None:
     """A ``;`` CSV in UTF-8 with BOM, French headers, numbers in mixed notations, about
-    1 % landlines and 1 % duplicates."""
+    1 % landlines and 1 % duplicates (none when ``clean``: every row a distinct mobile)."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         out.write("Prénom;Nom;Portable;Courriel;Date de naissance;Ville;Code client\n")
         for n in range(rows):
-            kind = rng.random()
+            kind = 1.0 if clean else rng.random()
             if kind < 0.01:
                 number = f"01 {n % 100:02d} 23 45 67"  # landline: rejected
             else:

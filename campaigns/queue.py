@@ -11,6 +11,9 @@ from campaigns.plan import Lookups, Plan, UserPolicy, credit_refusal, numbers_of
 from campaigns.request import SendRequest
 from sms.config import ComplianceConfig
 from store import contacts, credit, npai, queries, sends, templates
+from store.models import MessageStatus
+
+_SENDABLE = (MessageStatus.QUEUED, MessageStatus.DEFERRED)
 
 
 def start_of_day(now: datetime, timezone: str) -> datetime:
@@ -106,13 +109,14 @@ def commit_plan(session: Session, plan: Plan, *, credit_enabled: bool = False) -
             "status": str(m.status),
             "reason": m.reason,
             "not_before": m.not_before,
+            # marked as written rather than by a second UPDATE over a large send
+            "charged": entry is not None and m.status in _SENDABLE,
         }
         for m in plan.messages
     )
     request_id = queries.insert_request(session, row, messages)
     if entry is not None:
         entry.request_id = request_id
-        credit.charge(session, request_id)
     if request.draft and not plan.refused:
         sends.hold_draft(session, request_id)
     return request_id

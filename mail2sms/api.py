@@ -16,16 +16,20 @@ from gateway.dlr import from_generic, from_kannel, generic_ids, record_dlr
 from inbound import mo
 from inbound.model import utc_clock
 from inbound.pipeline import Outcome, Pipeline
+from mail2sms.api_sends import sends_router
 from mail2sms.config import Config
+from mail2sms.service import Service
 from sms.phones import mask
 from store.db import Database
 
 log = logging.getLogger("mail2sms.api")
 
 
-def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None) -> FastAPI:
+def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None,
+               service: Service | None = None) -> FastAPI:
     """``pipeline`` handles received SMS; without one, only the default opt-out, opt-in
-    and help words are acted on and nothing is mailed."""
+    and help words are acted on and nothing is mailed. ``service`` takes the sends of
+    ``/api/sends`` (one without a mailer when not given)."""
     app = FastAPI(title="mail2sms", docs_url=None, redoc_url=None, openapi_url=None)
     if pipeline is None:
         from mail2sms.serve import inbound_settings
@@ -33,6 +37,7 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
         default = RuleSet()
         pipeline = Pipeline(db, lambda: default, inbound_settings(config))
     inbound = pipeline
+    app.include_router(sends_router(config, db, service or Service(config, db)))
     country = config.compliance.country
     expected = config.http.webhook_token.encode()
 

@@ -105,7 +105,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     smtp_server = await start_smtp(config, service, smtp_host, smtp_port)
     http_host, http_port = split_host_port(config.http.listen)
     api = uvicorn.Server(uvicorn.Config(
-        create_app(config, db, pipeline=pipeline), host=http_host, port=http_port,
+        create_app(config, db, pipeline=pipeline, service=service), host=http_host, port=http_port,
         log_level="warning", access_log=False, lifespan="off",
     ))
     api.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_credit_is_taken_refused_and_given_back(db_url: str) -> None:
         refused, second = db.run_sync(lambda s: queue(s, "0612345678", text=LONG))
         assert refused.refused == "not enough credit: this send needs 2 segments and 1 is left"
         assert db.run_sync(lambda s: queries.messages_of_request(s, second)) == []
-        claimed = db.run_sync(lambda s: queries.claim_due(s, "me", 10, _minutes(5)))
+        claimed = db.run_sync(lambda s: queries.claim_due(s, "me", 10, timedelta(minutes=5)))
         failed = claimed[0].id or 0
         db.run_sync(lambda s: queries.record_failures(s, [(failed, "invalid number")]))
         db.run_sync(lambda s: queries.record_failures(s, [(failed, "again")]))
@@ -63,12 +64,6 @@ def test_credit_is_taken_refused_and_given_back(db_url: str) -> None:
         assert history[1].request_id == first and history[2].by == "admin"
     finally:
         db.close()
-
-
-def _minutes(n: int):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(minutes=n)
 
 
 def test_sends_at_once_never_spend_more_than_the_credit(db_url: str) -> None:

@@ -9,7 +9,8 @@ command -v bearerbox >/dev/null 2>&1 || [ -x /usr/sbin/bearerbox ] || need+=(kan
 [ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
-[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
+  && [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi

@@ -11,6 +11,11 @@ the real clock.
 Times in the file are read in the process's ``TZ``, which ``env()`` sets to UTC.
 ``FAKETIME_DONT_FAKE_MONOTONIC`` must stay unset: with it, libfaketime 0.9.10 makes
 ``time.sleep`` fail with EINVAL.
+
+The thread-safe build (``libfaketimeMT``) is preloaded: with the plain one, a thread that
+reads the clock while another is taking in the new file can combine the new time with
+the old starting point, and for a moment sees the clock seconds ahead. The server's
+outbox then claimed deferred SMS about two seconds before their ``not_before``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 
 
 def faketime_installed() -> bool:

@@ -158,6 +158,13 @@ def wait_operator(operator: FakeOperator, server: Mail2SmsServer, n: int,
         raise AssertionError(f"{exc}\n--- server log ---\n{server.log}") from None
 
 
+def wait_log(server: Mail2SmsServer, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in server.log:
+        assert time.monotonic() < deadline, f"no {text!r} in the log in {timeout} s:\n{server.log}"
+        time.sleep(0.05)
+
+
 def quiet(operator: FakeOperator, seconds: float) -> int:
     """How many MTs arrived in the next `seconds` (expected: none)."""
     before = operator.count()
@@ -201,7 +208,7 @@ def test_a_personalised_marketing_send_to_200_contacts_on_a_weekday(
                        user="bob@example.com")  # bob's sender is ACME: custom
     assert "200 queued" in answer
 
-    mts = wait_operator(fake_operator, server, 200)
+    wait_operator(fake_operator, server, 200)
     rows = wait_rows(server, {"delivered"}, 200)
     assert quiet(fake_operator, 0.5) == 0
     mts = fake_operator.messages
@@ -255,7 +262,8 @@ def test_a_daily_send_fires_twice_then_is_done(
                   "--text", "Rappel: permanence à 14h", "--every", "daily",
                   "--at", "09:00", "--times", "2", "--as", "alice@example.com")
     schedule_id = int(re.search(r"schedule #(\d+)", out).group(1))  # type: ignore[union-attr]
-    server.send_signal(signal.SIGHUP)  # the server takes the new schedule now
+    server.send_signal(signal.SIGHUP)  # the server takes the new schedule now, not in 30 s
+    wait_log(server, 'Added job "rappel"', timeout=5)
 
     for day, total in ((7, 2), (8, 4)):
         assert quiet(fake_operator, 1.0) == 0, f"a run before 09:00 on the {day}th"
@@ -279,21 +287,25 @@ def test_a_birthday_send_reaches_todays_birthdays_only(
 ) -> None:
     clock.set(datetime(2026, 12, 7, 7, 30, tzinfo=PARIS))
     server = make_server()
-    people = [("+33620000011", "Amélie", "1990-12-07"), ("+33620000012", "Benoît", "07/12/1985"),
-              ("+33620000013", "Céline", "2001-12-07"), ("+33620000014", "Denis", "1990-12-08"),
-              ("+33620000015", "Émile", "1990-12-06"), ("+33620000016", "Fanny", "1977-06-15"),
-              ("+33620000017", "Gilles", None)]
-    for number, first, birthday in people:
-        extra = ["--birthday", birthday] if birthday else []
-        run_cli(server, clock, "contacts", "add", number, "--first-name", first, *extra)
+    path = server.tmp / "anniversaires.csv"
+    path.write_text("Prénom;Téléphone;Date de naissance\n"
+                    "Amélie;06 20 00 00 11;1990-12-07\n"
+                    "Benoît;+33 6 20 00 00 12;07/12/1985\n"
+                    "Céline;0033620000013;2001-12-07\n"
+                    "Denis;06 20 00 00 14;1990-12-08\n"  # tomorrow
+                    "Émile;06 20 00 00 15;1990-12-06\n"  # yesterday
+                    "Fanny;06 20 00 00 16;1977-06-15\n"
+                    "Gilles;06 20 00 00 17;\n", encoding="utf-8")
+    run_cli(server, clock, "contacts", "import", str(path))
     run_cli(server, clock, "schedules", "add-event", "--name", "anniversaires",
             "--field", "birthday", "--days", "0", "--at", "09:00",
             "--text", "Joyeux anniversaire {{ first_name }}", "--as", "alice@example.com")
     server.send_signal(signal.SIGHUP)
-    assert quiet(fake_operator, 1.0) == 0
+    wait_log(server, 'Added job "anniversaires"', timeout=5)
+    assert quiet(fake_operator, 0.5) == 0
 
     clock.set(datetime(2026, 12, 7, 8, 59, 58, tzinfo=PARIS))
-    mts = wait_operator(fake_operator, server, 3, timeout=20)
+    wait_operator(fake_operator, server, 3, timeout=20)
     assert quiet(fake_operator, 1.5) == 0
     mts = fake_operator.messages
     assert sorted(("+" + m.to.lstrip("+"), m.text) for m in mts) == [

@@ -217,4 +217,10 @@ def _narrowed(stmt: Any, status: str | None) -> Any:
     if status == "paused":
         return stmt.where((col(SendRequestRow.state) == "paused")
                           | col(SendRequestRow.state).is_(None))
-    return stmt.where(col(SendRequestRow.state).is_(None))
+    stmt = stmt.where(col(SendRequestRow.state).is_(None))
+    # ready and sending have messages waiting or in flight, done has none: the index on
+    # messages.request_id answers that without reading every request's counts
+    moving = (select(Message.id).where(Message.request_id == SendRequestRow.id)
+              .where(col(Message.status).in_([s.value for s in _WAITING | _IN_FLIGHT])))
+    return stmt.where(moving.exists() if status in ("ready", "sending")
+                      else ~moving.exists())

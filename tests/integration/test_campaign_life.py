@@ -145,6 +145,7 @@ def test_a_marketing_draft_released_at_night_waits_for_the_window(engine: Engine
 def test_listing_filters(engine: Engine) -> None:
     ready = request(engine, "queued")
     done = request(engine, "delivered", user="bob@example.com")
+    sending = request(engine, "submitted", "sending")
     draft = request(engine, "queued")
     in_session(engine, lambda s: sends.hold_draft(s, draft))
     with session_scope(engine) as session:
@@ -154,8 +155,9 @@ def test_listing_filters(engine: Engine) -> None:
     def ids(**filters: Any) -> list[int]:
         return [c.id for c in in_session(engine, lambda s: list_campaigns(s, **filters))]
 
-    assert ids() == [refused, draft, done, ready]
+    assert ids() == [refused, draft, sending, done, ready]
     assert ids(status="ready") == [ready]
+    assert ids(status="sending") == [sending]
     assert ids(status="draft") == [draft]
     assert ids(status="done") == [done]
     assert ids(status="refused") == [refused]

@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from campaigns.plan import Plan
 from campaigns.request import SendRequest
 from mail2sms.config import Config, ConfigError, load_config
 from mail2sms.parse import ParseError, parse_email
+from store.models import MessageStatus
 
 app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_is_help=True,
                   add_completion=False)
@@ -132,7 +134,7 @@ def plan_rows(plan: Plan) -> list[dict]:
     return rows
 
 
-def _show(plan: Plan, as_json: bool) -> None:
+def _show(plan: Plan, as_json: bool, cost: Callable[[int], str | None]) -> None:
     if as_json:
         if plan.refused:
             _fail("refused:", plan.refused)
@@ -147,6 +149,13 @@ def _show(plan: Plan, as_json: bool) -> None:
                  str(row["segments"]), row["text"])
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
+    if not plan.refused:
+        sendable = [m for m in plan.messages
+                    if m.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)]
+        segments = sum(m.segments for m in sendable)
+        price = cost(segments)
+        console.print(f"total: {len(sendable)} SMS to send, {segments} segment(s)"
+                      + (f", cost {price}" if price is not None else ""))
     for notice in plan.notices:
         console.print(f"note: {notice}")
 
@@ -225,7 +234,7 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
         except UnknownUser as exc:
             _fail("refused:", exc)
             return 1
-        _show(plan, as_json)
+        _show(plan, as_json, cfg.credit.cost)
         return 1 if plan.refused else 0
     finally:
         db.close()

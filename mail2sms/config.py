@@ -112,6 +112,16 @@ class CreditConfig(BaseModel):
     #: An alert email goes to ``alert_to`` once the balance falls under this many segments.
     alert_below: int | None = Field(default=None, ge=0)
     alert_to: list[str] = Field(default_factory=list)
+    #: What one segment costs (your contract's price): the cost of each send is shown
+    #: before it goes (``send --dry-run``) and in its report. Used with credit on or off.
+    price_per_segment: float | None = Field(default=None, ge=0)
+    currency: str = "EUR"
+
+    def cost(self, segments: int) -> str | None:
+        """``segments`` priced, e.g. ``55.80 EUR``; None without a price."""
+        if self.price_per_segment is None:
+            return None
+        return f"{segments * self.price_per_segment:,.2f} {self.currency}"
 
     def warnings(self) -> list[tuple[str, str]]:
         """(key, message) for settings that are valid but do not do what they seem to."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from email.header import Header
 from email.message import Message
@@ -51,7 +52,8 @@ def summary_line(plan: Plan) -> str:
 
 
 def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str,
-                timezone: str) -> Message:
+                timezone: str, cost: Callable[[int], str | None] = lambda _s: None
+                ) -> Message:
     """The report for an accepted or refused request."""
     request = plan.request
     lines: list[str] = []
@@ -76,6 +78,9 @@ def plan_report(plan: Plan, *, request_id: int | None, sender_addr: str, to: str
                 for (s, e), n in sorted(per.items())
             )
             lines.append(f"Queued: {len(sendable)} SMS, {segs} part(s) in all: {shape}.")
+            price = cost(segs)
+            if price is not None:
+                lines.append(f"Cost: {price} ({segs:,} segment(s)).")
             lines.append(f"Category: {plan.category}. Sender: {plan.sender}.")
         if plan.credit_left is not None:
             lines.append(f"Credit: {plan.segments:,} segment(s) taken, "

@@ -94,7 +94,8 @@ class Service:
         if report:
             self._mail(lambda: plan_report(
                 plan, request_id=request_id, sender_addr=self.config.mail_out.from_,
-                to=request.user, timezone=self.config.compliance.timezone))
+                to=request.user, timezone=self.config.compliance.timezone,
+                cost=self.config.credit.cost))
         return outcome
 
     def _claim_credit_alert(self, session: Session, plan: Plan) -> int | None:

@@ -253,6 +253,31 @@ def test_dry_run_shows_a_table_per_recipient(tmp_path: Path, store_session: Any)
         assert queries.status_counts(session) == {}
 
 
+def test_dry_run_shows_the_total_segments_and_cost_before_sending(
+    tmp_path: Path, store_session: Any
+) -> None:
+    config = write_config(tmp_path, credit={"price_per_segment": 0.045, "currency": "EUR"})
+    long_text = "Rappel : " + "la réunion de demain est déplacée en salle B. " * 4  # 2 parts
+    run = mail2sms("send", "--config", str(config), "--as", "alice@example.com",
+                   "--to", "06 12 34 56 78", "--to", "06 98 76 54 32", "--to", "12",
+                   "--text", long_text, "--dry-run", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr
+    # two valid numbers of 2 GSM-7 parts each (the invalid one costs nothing)
+    assert "total: 2 SMS to send, 4 segment(s), cost 0.18 EUR" in run.stdout
+    with store_session(config) as session:
+        assert queries.status_counts(session) == {}
+
+
+def test_dry_run_without_a_price_shows_the_segments_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    run = mail2sms("send", "--config", str(config), "--as", "alice@example.com",
+                   "--to", "0612345678", "--text", "Bonjour", "--dry-run", cwd=tmp_path,
+                   env={"COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr
+    assert "total: 1 SMS to send, 1 segment(s)" in run.stdout
+    assert "cost" not in run.stdout
+
+
 def test_dry_run_table_shows_the_text_exactly(tmp_path: Path) -> None:
     """Square brackets are common in SMS texts; the table must not eat them."""
     config = write_config(tmp_path)

@@ -261,3 +261,16 @@ def test_config_defaults_and_warnings(tmp_path: Path) -> None:
     assert config_warnings(cfg, path) == [
         f"{path}:4: credit.alert_below: no alert will be sent: alert_to is empty"]
     assert config_warnings(parse_config({"credit": {"enabled": True}}), path) == []
+
+
+def test_the_report_shows_the_cost_when_a_price_is_set(db: Database) -> None:
+    priced = CreditConfig(price_per_segment=0.045, currency="EUR")
+    plan, request_id = queue(db, request("0612345678", "0698765432", text=LONG), enabled=False)
+    body = plan_report(plan, request_id=request_id, sender_addr="sms@sms.example.com",
+                       to="alice@example.com", timezone="Europe/Paris",
+                       cost=priced.cost).get_payload(decode=True).decode()
+    assert "Cost: 0.18 EUR (4 segment(s))." in body
+    unpriced = plan_report(plan, request_id=request_id, sender_addr="sms@sms.example.com",
+                           to="alice@example.com", timezone="Europe/Paris",
+                           cost=CreditConfig().cost).get_payload(decode=True).decode()
+    assert "Cost:" not in unpriced

@@ -203,11 +203,14 @@ def test_pause_resume_cancel(tmp_path: Path) -> None:
         paused = alice.post(f"/api/sends/{rid}/pause")
         assert paused.status_code == 200
         assert paused.json()["status"] == "paused"
-        time.sleep(0.5)  # calls already with the gateway finish
-        at_pause = len(outbox(server))
+        # messages the dispatcher had already taken finish their gateway call
+        wait(lambda: "sending" not in alice.get(f"/api/sends/{rid}").json()["by_status"],
+             10, "calls never ended")
+        waiting = alice.get(f"/api/sends/{rid}").json()["counts"]["queued"]
+        wait(lambda: len(outbox(server)) == 40 - waiting, 5,
+             "the outbox file does not match the messages sent")
         time.sleep(1.5)
-        assert len(outbox(server)) == at_pause < 40
-        assert alice.get(f"/api/sends/{rid}").json()["counts"]["queued"] == 40 - at_pause
+        assert len(outbox(server)) == 40 - waiting < 40, "messages went out while paused"
 
         resumed = alice.post(f"/api/sends/{rid}/resume")
         assert (resumed.status_code, resumed.json()["status"]) == (200, "sending")

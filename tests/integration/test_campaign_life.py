@@ -240,13 +240,15 @@ def test_pause_mid_send_then_resume_sends_each_once(tmp_path: Path, db_url: str)
         code, out, err = cli(server, "sends", "pause", str(rid))
         assert code == 0, err
         assert "status paused" in out
-        time.sleep(0.5)  # calls already with the gateway finish
+        # messages the dispatcher had already taken finish their gateway call
+        wait(lambda: "sending" not in shown(server, rid)["by_status"], 10, "calls never ended")
+        paused = shown(server, rid)
+        wait(lambda: len(outbox(server)) == 60 - paused["counts"]["queued"], 5,
+             "the outbox file does not match the messages sent")
         at_pause = len(outbox(server))
         time.sleep(1.5)
         assert len(outbox(server)) == at_pause < 60, "messages went out while paused"
-        paused = shown(server, rid)
         assert paused["status"] == "paused"
-        assert paused["counts"]["queued"] == 60 - at_pause
 
         code, out, err = cli(server, "sends", "resume", str(rid))
         assert code == 0, err

@@ -168,6 +168,7 @@ def sends_router(config: Config, db: Database, service: Service, *,
             status = found.status if found else "refused"
         result = {"id": request_id, "status": "refused" if plan.refused else status,
                   "plan": plan_rows(plan), "segments": plan.segments,
+                  "cost": config.credit.cost(plan.segments),
                   "notices": plan.notices, "warnings": send.warnings}
         if plan.refused:
             return JSONResponse({"detail": plan.refused, **result}, status_code=422)

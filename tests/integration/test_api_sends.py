@@ -23,7 +23,8 @@ BOB = ("bob@example.com", PASSWORD)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Mail2SmsServer]:
-    with Mail2SmsServer(tmp_path, base_config(tmp_path)) as running:
+    config = base_config(tmp_path, credit={"price_per_segment": 0.05, "currency": "EUR"})
+    with Mail2SmsServer(tmp_path, config) as running:
         yield running
 
 
@@ -141,6 +142,7 @@ def test_a_dry_run_writes_nothing_and_a_bad_body_is_named(server: Mail2SmsServer
         assert row["status"] == "deferred"
         assert row["not_before"] == "2099-03-02T09:00:00+00:00"  # 10:00 in Paris
         assert "STOP" not in row["text"]  # from the shortcode: no mention needed
+        assert (result["segments"], result["cost"]) == (1, "0.05 EUR")  # known before
 
         for body, named in [
             ({"to": [], "text": "x"}, "to: List should have at least 1 item"),

@@ -22,6 +22,7 @@ from campaigns.plan import Plan
 from campaigns.request import SendRequest
 from mail2sms.config import Config, ConfigError, load_config
 from mail2sms.parse import ParseError, parse_email
+from mail2sms.report import summary_line
 from store.models import MessageStatus
 
 app = typer.Typer(help="Email-to-SMS and inbound keyword bot server.", no_args_is_help=True,
@@ -134,7 +135,13 @@ def plan_rows(plan: Plan) -> list[dict]:
     return rows
 
 
-def _show(plan: Plan, as_json: bool, cost: Callable[[int], str | None]) -> None:
+#: Rows of the send table printed unless --all: a large send's table would take longer to
+#: draw than the send takes to queue.
+TABLE_ROWS = 200
+
+
+def _show(plan: Plan, as_json: bool, cost: Callable[[int], str | None],
+          show_all: bool = False) -> None:
     if as_json:
         if plan.refused:
             _fail("refused:", plan.refused)
@@ -143,19 +150,25 @@ def _show(plan: Plan, as_json: bool, cost: Callable[[int], str | None]) -> None:
     if plan.refused:
         console.print(Text.assemble(("refused:", "red"), " ", plan.refused))
     table = Table("number", "status", "reason", "encoding", "segments", "text")
-    for row in plan_rows(plan):
+    rows = plan_rows(plan)
+    shown = rows if show_all else rows[:TABLE_ROWS]
+    for row in shown:
         status = row["status"] + (f" until {row['not_before']}" if "not_before" in row else "")
         cells = (row["number"], status, row["reason"] or "", row["encoding"],
                  str(row["segments"]), row["text"])
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
+    if len(shown) < len(rows):
+        console.print(f"… {len(rows) - len(shown):,} more row(s): --all shows every one, "
+                      "--json prints them all")
     if not plan.refused:
         sendable = [m for m in plan.messages
                     if m.status in (MessageStatus.QUEUED, MessageStatus.DEFERRED)]
         segments = sum(m.segments for m in sendable)
         price = cost(segments)
         console.print(f"total: {len(sendable)} SMS to send, {segments} segment(s)"
-                      + (f", cost {price}" if price is not None else ""))
+                      + (f", cost {price}" if price is not None else "")
+                      + f" ({summary_line(plan)})")
     for notice in plan.notices:
         console.print(f"note: {notice}")
 
@@ -180,6 +193,9 @@ def send(
     draft: Annotated[bool, typer.Option("--draft", help="Queue it held, until "
                                                         "`mail2sms sends release ID`.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help=f"Print every recipient's row (the "
+                                                         f"table stops at {TABLE_ROWS}).")]
+    = False,
 ) -> None:
     """Send an SMS (or show what an email would do with --eml --dry-run)."""
     cfg = _load(config)
@@ -211,11 +227,13 @@ def send(
             at=_parse_at(at, cfg.compliance.timezone) if at else None, test=test, source="cli",
         )
     request.draft = request.draft or draft
-    exit_code = asyncio.run(_send(cfg, request, dry_run=dry_run, as_json=as_json))
+    exit_code = asyncio.run(_send(cfg, request, dry_run=dry_run, as_json=as_json,
+                                  show_all=show_all))
     raise typer.Exit(exit_code)
 
 
-async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bool) -> int:
+async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bool,
+                show_all: bool = False) -> int:
     from mail2sms.service import Service, UnknownUser
     from store.db import Database
 
@@ -234,7 +252,7 @@ async def _send(cfg: Config, request: SendRequest, *, dry_run: bool, as_json: bo
         except UnknownUser as exc:
             _fail("refused:", exc)
             return 1
-        _show(plan, as_json, cfg.credit.cost)
+        _show(plan, as_json, cfg.credit.cost, show_all)
         return 1 if plan.refused else 0
     finally:
         db.close()

@@ -263,9 +263,26 @@ def test_dry_run_shows_the_total_segments_and_cost_before_sending(
                    "--text", long_text, "--dry-run", cwd=tmp_path, env={"COLUMNS": "200"})
     assert run.returncode == 0, run.stderr
     # two valid numbers of 2 GSM-7 parts each (the invalid one costs nothing)
-    assert "total: 2 SMS to send, 4 segment(s), cost 0.18 EUR" in run.stdout
+    assert "total: 2 SMS to send, 4 segment(s), cost 0.18 EUR (2 queued, 1 skipped)" in run.stdout
     with store_session(config) as session:
         assert queries.status_counts(session) == {}
+
+
+def test_a_large_send_table_stops_at_200_rows_unless_all(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    numbers = [f"+3375{n:07d}" for n in range(250)]
+    args = ["send", "--config", str(config), "--as", "alice@example.com", "--text", "Bonjour",
+            "--dry-run"]
+    for number in numbers:
+        args += ["--to", number]
+    run = mail2sms(*args, cwd=tmp_path, env={"COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr
+    assert numbers[199] in run.stdout and numbers[200] not in run.stdout
+    assert "… 50 more row(s): --all shows every one, --json prints them all" in run.stdout
+    assert "total: 250 SMS to send, 250 segment(s) (250 queued)" in run.stdout
+    everything = mail2sms(*args, "--all", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert all(number in everything.stdout for number in numbers)
+    assert "more row(s)" not in everything.stdout
 
 
 def test_dry_run_without_a_price_shows_the_segments_only(tmp_path: Path) -> None:

@@ -17,8 +17,13 @@ import httpx
 from tests.servers.kannel import KannelStack
 from tests.servers.operator import FakeOperator
 
+#: Where Kannel-direct asks for delivery reports when it requests them as we do; the
+#: fake operator sends none in a benchmark, so nothing ever calls it.
+_DLR_URL = "http://127.0.0.1:9/webhooks/kannel/dlr?token=t&id={i}&status=%d&answer=%A&ts=%T"
 
-async def _send_all(url: str, username: str, password: str, n: int, concurrency: int) -> None:
+
+async def _send_all(url: str, username: str, password: str, n: int, concurrency: int,
+                    dlr: bool = False) -> None:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
@@ -40,6 +45,9 @@ async def _send_all(url: str, username: str, password: str, n: int, concurrency:
                     "charset": "UTF-8",
                     "coding": "0",
                 }
+                if dlr:  # the same delivery-report request as our driver's
+                    params["dlr-mask"] = "23"
+                    params["dlr-url"] = _DLR_URL.replace("{i}", str(i))
                 response = await client.get(url, params=params)
                 if response.status_code != 202:
                     raise RuntimeError(
@@ -50,19 +58,21 @@ async def _send_all(url: str, username: str, password: str, n: int, concurrency:
 
 
 def _client_process(url: str, username: str, password: str, n: int, concurrency: int,
-                    ready: Any, go: Any) -> None:
+                    ready: Any, go: Any, dlr: bool) -> None:
     ready.set()
     go.wait(30)
-    asyncio.run(_send_all(url, username, password, n, concurrency))
+    asyncio.run(_send_all(url, username, password, n, concurrency, dlr))
 
 
-async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> dict[str, float]:
+async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20, *,
+                        dlr: bool = False) -> dict[str, float]:
     """Send n one-part SMS through `stack`'s sendsms over `concurrency` keep-alive
     connections; time from the first request until its operator has recorded all n.
 
     The client runs in a process of its own, as our dispatcher does when it is measured,
     so neither shares an interpreter with the fake operator. Raises RuntimeError when
-    Kannel refuses one, TimeoutError when they do not all arrive.
+    Kannel refuses one, TimeoutError when they do not all arrive. With `dlr`, each asks
+    for delivery reports as our driver does (`dlr-mask` and a `dlr-url`).
     """
     operator = stack.operator
     before = operator.count()
@@ -70,7 +80,8 @@ async def kannel_direct(stack: KannelStack, n: int, concurrency: int = 20) -> di
     ready, go = context.Event(), context.Event()
     client = context.Process(
         target=_client_process,
-        args=(stack.sendsms_url, stack.username, stack.password, n, concurrency, ready, go),
+        args=(stack.sendsms_url, stack.username, stack.password, n, concurrency, ready, go,
+              dlr),
     )
     client.start()
     # the clock starts once the client process is up, not while Python starts

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mail2sms.cli_db import run_once
 from mail2sms.config import Config, load_yaml_with_lines
 from store import credit
-from store.db import Database
 from store.models import CreditEntry
 
 app = typer.Typer(help="The SMS credit in segments: show, add, set, history.",
@@ -61,11 +61,7 @@ def config_warnings(cfg: Config, path: Path) -> list[str]:
 def show(config: ConfigOpt = Path("config.yaml")) -> None:
     """The balance, and whether sends take from it."""
     cfg = _config(config)
-    db = Database(cfg.database.url)
-    try:
-        left = db.run_sync(credit.balance)
-    finally:
-        db.close()
+    left = run_once(cfg, credit.balance)
     if left is None:
         typer.echo("balance: none set yet (mail2sms credit add N)")
     else:
@@ -79,14 +75,8 @@ def show(config: ConfigOpt = Path("config.yaml")) -> None:
 def _change(config: Path, segments: int, by: str | None, *, absolute: bool) -> None:
     cfg = _config(config)
     who = by or _os_user()
-    db = Database(cfg.database.url)
-    try:
-        if absolute:
-            left = db.run_sync(lambda s: credit.set_balance(s, segments, by=who))
-        else:
-            left = db.run_sync(lambda s: credit.add(s, segments, by=who))
-    finally:
-        db.close()
+    change = credit.set_balance if absolute else credit.add
+    left = run_once(cfg, lambda s: change(s, segments, by=who))
     typer.echo(f"balance: {left:,} segment(s)")
     if not cfg.credit.enabled:
         typer.echo("note: credit.enabled is false in the config: sends do not take from it",
@@ -133,11 +123,7 @@ def history(
 ) -> None:
     """The ledger: when, change, balance after, reason, request, by."""
     cfg = _config(config)
-    db = Database(cfg.database.url)
-    try:
-        entries = db.run_sync(lambda s: credit.history(s, limit))
-    finally:
-        db.close()
+    entries = run_once(cfg, lambda s: credit.history(s, limit))
     if not entries:
         typer.echo("no credit entries yet")
         return

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mail2sms.cli_db import run_once
 from mail2sms.config import Config
 from sms.phones import normalise
 from store import npai
-from store.db import Database
 from store.models import NumberHealth
 
 app = typer.Typer(help="Numbers reported unassigned (NPAI): list, clear.",
@@ -41,11 +41,7 @@ def list_(
 ) -> None:
     """Flagged numbers: number, reports in a row, flagged since, last reason."""
     cfg = _config(config)
-    db = Database(cfg.database.url)
-    try:
-        rows = db.run_sync(lambda s: npai.listing(s, include_unflagged=show_all))
-    finally:
-        db.close()
+    rows = run_once(cfg, lambda s: npai.listing(s, include_unflagged=show_all))
     if not rows:
         typer.echo("no number is flagged" + ("" if show_all else
                                               " (--all shows those reported once)"))
@@ -70,11 +66,7 @@ def clear(
         typer.echo(f"{number!r}: {phone.reason or 'invalid number'}", err=True)
         raise typer.Exit(2)
     e164 = phone.e164
-    db = Database(cfg.database.url)
-    try:
-        cleared = db.run_sync(lambda s: npai.clear(s, e164))
-    finally:
-        db.close()
+    cleared = run_once(cfg, lambda s: npai.clear(s, e164))
     if not cleared:
         typer.echo(f"{e164}: was not reported unassigned", err=True)
         raise typer.Exit(1)

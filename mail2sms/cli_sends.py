@@ -7,22 +7,21 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from sqlmodel import Session
 
+from mail2sms.cli_db import run_once
 from mail2sms.config import Config
 from mail2sms.marketing_window import window_for
 from store import sends
 from store.campaigns import STATUSES, Campaign, campaign_status, list_campaigns
-from store.db import Database
 
 app = typer.Typer(help="Sends (one email, one `mail2sms send`, one API call): list, show, "
                        "pause, resume, cancel, release a draft.", no_args_is_help=True)
 
-T = TypeVar("T")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.",
                                          envvar="MAIL2SMS_CONFIG")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -33,14 +32,6 @@ def _config(path: Path) -> Config:
     from mail2sms.cli import load_or_exit
 
     return load_or_exit(path)
-
-
-def _run(cfg: Config, fn: Callable[[Session], T]) -> T:
-    db = Database(cfg.database.url)
-    try:
-        return db.run_sync(fn)
-    finally:
-        db.close()
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -57,7 +48,7 @@ def _change(config: Path, request_id: int, act: Callable[[Session, Config], send
             done: str) -> sends.Change:
     cfg = _config(config)
     try:
-        change = _run(cfg, lambda s: act(s, cfg))
+        change = run_once(cfg, lambda s: act(s, cfg))
     except sends.UnknownSend as exc:
         raise _fail(str(exc)) from exc
     except sends.NotAllowed as exc:
@@ -138,7 +129,7 @@ def list_(
     cfg = _config(config)
     tz = cfg.compliance.timezone
     after = _since(since, tz)
-    found = _run(cfg, lambda s: list_campaigns(s, status=status, user=user, since=after,
+    found = run_once(cfg, lambda s: list_campaigns(s, status=status, user=user, since=after,
                                                limit=limit))
     if as_json:
         print(json.dumps([c.as_dict() for c in found], ensure_ascii=False, indent=2))
@@ -157,7 +148,7 @@ def show(request_id: int, config: ConfigOpt = Path("config.yaml"),
          as_json: JsonOpt = False) -> None:
     """One send: who, when, status, counts per message status, segments, text."""
     cfg = _config(config)
-    found = _run(cfg, lambda s: campaign_status(s, request_id))
+    found = run_once(cfg, lambda s: campaign_status(s, request_id))
     if found is None:
         raise _fail(f"no send request {request_id}")
     if as_json:

@@ -15,13 +15,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-
+from bench.rawhttp import get_request, run_requests
 from bench.stats import latency_line, percentile
 from tests.servers.kannel import KannelStack
 from tests.servers.mail2sms_server import Mail2SmsServer, base_config
@@ -64,41 +64,17 @@ def _text(i: int) -> str:
 # --- processes of their own: the clients and the trivial receiver ------------------
 
 
-async def _run_workers(n: int, concurrency: int,
-                       request: Callable[[httpx.AsyncClient, int], Awaitable[None]]
-                       ) -> tuple[float, list[float]]:
-    """``request(client, i)`` for i in range(n) over ``concurrency`` keep-alive
-    connections; (seconds from the first request to the last answer, latencies)."""
-    todo: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        todo.put_nowait(i)
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
-
-        async def worker() -> None:
-            while True:
-                try:
-                    i = todo.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                start = time.perf_counter()
-                await request(client, i)
-                latencies.append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - start, latencies
-
-
-def _client_main(request: Callable[[httpx.AsyncClient, int], Awaitable[None]], n: int,
-                 concurrency: int, ready: Any, go: Any, results: Any) -> None:
+def _client_main(url: str, requests: list[bytes], concurrency: int, ready: Any, go: Any,
+                 results: Any) -> None:
+    """Send the prepared requests once told to go; put (seconds, latencies) or an error."""
+    parts = urlsplit(url)
     ready.set()
     if not go.wait(_START_TIMEOUT):
         results.put("never told to start")
         return
     try:
-        results.put(asyncio.run(_run_workers(n, concurrency, request)))
+        results.put(asyncio.run(run_requests(parts.hostname or "127.0.0.1", parts.port or 80,
+                                             requests, concurrency)))
     except Exception as exc:  # reported by the parent, which raises it
         results.put(f"{type(exc).__name__}: {exc}")
 
@@ -106,31 +82,22 @@ def _client_main(request: Callable[[httpx.AsyncClient, int], Awaitable[None]], n
 def _webhook_client(url: str, first: int, n: int, concurrency: int, ready: Any, go: Any,
                     results: Any) -> None:
     """Kannel's get-url calls, as Kannel makes them, straight to our webhook."""
-
-    async def request(client: httpx.AsyncClient, i: int) -> None:
-        params = {"token": TOKEN, "from": _number(first + i), "to": SHORTCODE,
-                  "text": _text(i), "ts": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                  "id": f"bench-{first + i}"}
-        response = await client.get(url, params=params)
-        if response.status_code != 200:
-            raise RuntimeError(f"MO {i}: HTTP {response.status_code} {response.text[:200]}")
-
-    _client_main(request, n, concurrency, ready, go, results)
+    ts = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    requests = [get_request(url, {"token": TOKEN, "from": _number(first + i),
+                                  "to": SHORTCODE, "text": _text(i), "ts": ts,
+                                  "id": f"bench-{first + i}"})
+                for i in range(n)]
+    _client_main(url, requests, concurrency, ready, go, results)
 
 
 def _operator_client(url: str, username: str, password: str, first: int, n: int,
                      concurrency: int, ready: Any, go: Any, results: Any) -> None:
     """The operator delivering MOs to bearerbox's smsc port (as ``inject_mo`` does)."""
-
-    async def request(client: httpx.AsyncClient, i: int) -> None:
-        params = {"username": username, "password": password, "from": _number(first + i),
-                  "to": SHORTCODE, "text": _text(i), "charset": "UTF-8"}
-        response = await client.get(url, params=params)
-        if response.status_code >= 300:
-            raise RuntimeError(f"Kannel refused MO {i}: HTTP {response.status_code} "
-                               f"{response.text[:200]}")
-
-    _client_main(request, n, concurrency, ready, go, results)
+    requests = [get_request(url, {"username": username, "password": password,
+                                  "from": _number(first + i), "to": SHORTCODE,
+                                  "text": _text(i), "charset": "UTF-8"})
+                for i in range(n)]
+    _client_main(url, requests, concurrency, ready, go, results)
 
 
 class _Client:

@@ -39,6 +39,7 @@ from inbound.steps.survey import SurveyAnswer
 from sms.encoding import analyse, transliterate
 from sms.phones import mask
 from store import inbound as store
+from store import senders
 from store.db import Database
 from store.models import InboundStatus, MessageStatus
 
@@ -173,7 +174,10 @@ class Pipeline:
 
     def _run_batch(self, session: Session, *, smss: list[Sms], ruleset: RuleSet,
                    now: datetime) -> list[Outcome]:
-        return [self.run_in(session, sms, ruleset, now) for sms in smss]
+        since = _start_of_day(now, self.settings.timezone)
+        known = senders.look_up(session, (sms.sender for sms in smss), since)
+        return [self.run_in(session, sms, ruleset, now, known=known.take(sms.sender))
+                for sms in smss]
 
     async def _handle_one(self, sms: Sms, ruleset: RuleSet, now: datetime) -> Outcome:
         try:
@@ -191,10 +195,11 @@ class Pipeline:
             self._mail(outcome.emails, sms)
 
     def run_in(self, session: Session, sms: Sms, ruleset: RuleSet, now: datetime,
-               dry_run: bool = False) -> Outcome:
-        """The steps in the caller's transaction (on a database thread)."""
+               dry_run: bool = False, known: senders.Sender | None = None) -> Outcome:
+        """The steps in the caller's transaction (on a database thread); ``known``: what
+        the batch already read about the sender."""
         ctx = Context(session=session, sms=sms, rules=ruleset, settings=self.settings,
-                      now=now, dry_run=dry_run)
+                      now=now, dry_run=dry_run, known=known)
         for step in self.steps:
             decision = step.check(ctx)
             ctx.decisions.append(decision)
@@ -231,7 +236,7 @@ class Pipeline:
             status, reason = MessageStatus.SKIPPED, "opted out"
         else:
             since = _start_of_day(ctx.now, self.settings.timezone)
-            if store.sent_since(ctx.session, number, since) >= self.settings.max_per_day:
+            if ctx.sent_since(since) >= self.settings.max_per_day:
                 status = MessageStatus.REFUSED
                 reason = f"more than {self.settings.max_per_day} SMS today to this number"
         reply = Reply(text, status, reason, info.encoding, info.segments)
@@ -239,6 +244,8 @@ class Pipeline:
             reply.message_id = store.queue_reply(
                 ctx.session, to=number, sender=ctx.sms.receiver or None, text=text,
                 encoding=info.encoding, segments=info.segments, status=status, reason=reason)
+            if status == MessageStatus.QUEUED:
+                ctx.queued += 1
         if reason:
             log.info("inbound: reply to %s %s: %s", mask(number), status, reason)
         return reply

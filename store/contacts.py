@@ -25,6 +25,20 @@ def contact_fields(session: Session, number: str) -> dict[str, Any]:
     """What templates see as ``contact``: standard fields ('' when unknown), ``number``,
     ``tags``, ``groups``, ``known`` and the custom fields."""
     contact = session.execute(_CONTACT, {"number": number}).scalars().first()
+    if contact is None:
+        return fields_of(number, None, [])
+    stmt = (
+        select(ContactGroup.name)
+        .join(GroupMember, col(GroupMember.group_id) == col(ContactGroup.id))
+        .where(GroupMember.contact_id == contact.id)
+        .order_by(col(ContactGroup.name))
+    )
+    return fields_of(number, contact, list(session.exec(stmt)))
+
+
+def fields_of(number: str, contact: Any, groups: list[str]) -> dict[str, Any]:
+    """``contact_fields`` from a contact (ORM object or row, None when unknown) and the
+    names of its groups."""
     fields: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS, "")
     fields.update(number=number, tags=[], groups=[], known=contact is not None)
     if contact is None:
@@ -36,13 +50,7 @@ def contact_fields(session: Session, number: str) -> dict[str, Any]:
     for name in CONTACT_FIELDS:
         fields[name] = getattr(contact, name) or ""
     fields["tags"] = _json(contact.tags, [])
-    stmt = (
-        select(ContactGroup.name)
-        .join(GroupMember, col(GroupMember.group_id) == col(ContactGroup.id))
-        .where(GroupMember.contact_id == contact.id)
-        .order_by(col(ContactGroup.name))
-    )
-    fields["groups"] = list(session.exec(stmt))
+    fields["groups"] = groups
     return fields
 
 

@@ -17,8 +17,11 @@ from inbound.model import Decision, Settings, Sms
 from sms.phones import mask
 from store import contacts
 from store import inbound as store
+from store.models import SurveySession
+from store.senders import Sender
 
 log = logging.getLogger("mail2sms.inbound")
+_UNREAD: Any = object()
 
 
 @dataclass
@@ -44,19 +47,49 @@ class Context:
     rule_forward: tuple[str, ...] | None = None
     #: The staff member the SMS was mailed to, threaded under their email.
     mailed_staff: str | None = None
+    #: What the batch already read about the sender (None: query when needed).
+    known: Sender | None = None
+    #: Replies queued for this SMS so far (the daily maximum counts them).
+    queued: int = 0
     _contact: dict[str, Any] | None = None
-    _opted_out: bool | None = None
+    _contact_changed: bool = False
+    _opt_out: Any = _UNREAD
 
     @property
     def contact(self) -> dict[str, Any]:
         """The sender's contact fields (read once)."""
         if self._contact is None:
-            self._contact = contacts.contact_fields(self.session, self.sms.sender)
+            self._contact = (
+                self.known.contact if self.known is not None and not self._contact_changed
+                else contacts.contact_fields(self.session, self.sms.sender))
         return self._contact
 
     def forget_contact(self) -> None:
         """A write changed the contact (tags, groups): read it again when next needed."""
         self._contact = None
+        self._contact_changed = True
+
+    @property
+    def opt_out_entry(self) -> Any | None:
+        """The sender's opt-out entry (``number``, ``created_at``), None when not opted
+        out (read once: the opt-out and opt-in steps, which change it, end the run)."""
+        if self._opt_out is _UNREAD:
+            self._opt_out = (self.known.opt_out if self.known is not None else
+                             store.is_opted_out(self.session, self.sms.sender))
+        return self._opt_out
+
+    def survey_session(self) -> SurveySession | None:
+        """The sender's open survey session (read by the survey step only)."""
+        if self.known is not None:
+            return self.known.session
+        return store.open_session(self.session, self.sms.sender)
+
+    def sent_since(self, since: datetime) -> int:
+        """SMS counted against the sender's daily maximum since ``since``, this SMS's
+        replies included."""
+        if self.known is not None and since == self.known.since:
+            return self.known.sent_today + self.queued
+        return store.sent_since(self.session, self.sms.sender, since)
 
     @property
     def replied(self) -> bool:
@@ -64,11 +97,8 @@ class Context:
 
     @property
     def opted_out(self) -> bool:
-        """Whether the sender is on the opt-out list (read once: the opt-out and opt-in
-        steps, which change it, end the run)."""
-        if self._opted_out is None:
-            self._opted_out = store.is_opted_out(self.session, self.sms.sender) is not None
-        return self._opted_out
+        """Whether the sender is on the opt-out list."""
+        return self.opt_out_entry is not None
 
     def sms_fields(self) -> dict[str, Any]:
         """What templates see as ``sms``."""

@@ -18,7 +18,7 @@ class OptOut:
         number, now = ctx.sms.sender, ctx.now
         # STOP always wins over a survey: the open session ends here.
         writes = [lambda s: store.close_open_sessions(s, number, "stopped", now)]
-        entry = store.is_opted_out(ctx.session, number)
+        entry = ctx.opt_out_entry
         if entry is not None:
             since = entry.created_at.date().isoformat() if entry.created_at else "before"
             return Decision(self.name, "already opted out",

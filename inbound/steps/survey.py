@@ -15,7 +15,7 @@ class SurveyAnswer:
     description = "An open survey session takes the SMS as the answer to its question."
 
     def check(self, ctx: Context) -> Decision:
-        session = store.open_session(ctx.session, ctx.sms.sender)
+        session = ctx.survey_session()
         if session is None or session.id is None:
             return Decision(self.name, "pass", "no open survey session")
         sid, now = session.id, ctx.now

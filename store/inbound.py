@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -61,8 +62,17 @@ def insert_inbound(
         "status": "received",
         "decisions": "[]",
     }
-    row = session.execute(_insert_inbound(session.get_bind().dialect.name), values).first()
+    connection = core(session)
+    row = connection.execute(_insert_inbound(connection.dialect.name), values).first()
     return int(row[0]) if row else None
+
+
+def core(session: Session) -> Connection:
+    """The session's connection, for Core statements on the path of every SMS: the
+    ORM's execute costs more than the statement itself on SQLite. Pending objects are
+    flushed first, as the ORM would."""
+    session.flush()
+    return session.connection()
 
 
 # Statements on the path of every SMS are built once: building them costs more than
@@ -99,7 +109,7 @@ def record_decisions(
     rule: str | None = None,
 ) -> None:
     """Store every step's verdict on the Inbound row (JSON list, in order)."""
-    session.execute(_RECORD, {"iid": inbound_id, "new_status": status, "by": handled_by,
+    core(session).execute(_RECORD, {"iid": inbound_id, "new_status": status, "by": handled_by,
                               "json": json.dumps(list(decisions), ensure_ascii=False),
                               "new_rule": rule})
 
@@ -255,7 +265,7 @@ def last_staff_writer(session: Session, number: str) -> StaffWriter | None:
 def is_opted_out(session: Session, number: str) -> Any | None:
     """The number's opt-out entry (``number``, ``created_at``), None when it may receive
     SMS. A plain row: the ORM's identity map costs more than the query here."""
-    return session.execute(_OPTED_OUT, {"number": number}).first()
+    return core(session).execute(_OPTED_OUT, {"number": number}).first()
 
 
 _OPTED_OUT = select(OptOut.number, OptOut.created_at).where(  # type: ignore[call-overload]
@@ -264,7 +274,7 @@ _OPTED_OUT = select(OptOut.number, OptOut.created_at).where(  # type: ignore[cal
 
 def sent_since(session: Session, number: str, since: datetime) -> int:
     """SMS sent (or queued) to ``number`` since ``since``, as the daily maximum counts."""
-    return int(session.execute(_SENT, {"number": number, "since": since}).scalar_one())
+    return int(core(session).execute(_SENT, {"number": number, "since": since}).scalar_one())
 
 
 _SENT = (
@@ -294,7 +304,7 @@ def queue_reply(
     """
     now = utcnow()
     final = now if status != MessageStatus.QUEUED else None
-    row = session.execute(_QUEUE, {
+    row = core(session).execute(_QUEUE, {
         "to": to, "sender": sender or None, "text": text, "encoding": encoding,
         "segments": segments, "status": str(status), "reason": reason, "attempts": 0,
         "created_at": now, "updated_at": now, "final_at": final}).first()

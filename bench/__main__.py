@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--dispatch", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--mo", type=int, default=3000, help="MOs per MO measure")
+    parser.add_argument("--mo", type=int, default=10000, help="MOs per MO measure")
     parser.add_argument("--contacts", type=int, default=1_000_000, help="rows to import")
     parser.add_argument("--members", type=int, default=100_000, help="group to plan for")
     parser.add_argument("--campaign", type=int, default=100_000,

@@ -353,4 +353,4 @@ async def bench_mo(n: int, concurrency: int, warmup: int = 200) -> None:
 
 if __name__ == "__main__":
     argv = [int(a) for a in sys.argv[1:3]]
-    asyncio.run(bench_mo(*(argv + [3000, 20][len(argv):])))
+    asyncio.run(bench_mo(*(argv + [10000, 20][len(argv):])))

@@ -79,8 +79,9 @@ def rules(text: str = RULES) -> RuleSet:
 class Bench:
     """A pipeline with its database; ``sms()`` runs one SMS through it synchronously."""
 
-    def __init__(self, tmp: Path, ruleset: RuleSet | None = None, **settings: Any) -> None:
-        self.db = Database(f"sqlite:///{tmp / 'inbound.db'}")
+    def __init__(self, tmp: Path, ruleset: RuleSet | None = None, *, url: str | None = None,
+                 **settings: Any) -> None:
+        self.db = Database(url or f"sqlite:///{tmp / 'inbound.db'}")
         self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
         self.ruleset = ruleset if ruleset is not None else rules()
         self.settings = Settings(**settings)

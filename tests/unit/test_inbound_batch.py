@@ -51,23 +51,23 @@ def _summary(outcome: Outcome) -> tuple[Any, ...]:
             [(r.status, r.reason) for r in outcome.replies])
 
 
-def _bench(tmp: Path) -> Bench:
+def _bench(tmp: Path, url: str | None = None) -> Bench:
     tmp.mkdir()
-    bench = Bench(tmp, max_per_day=2)
+    bench = Bench(tmp, url=url, max_per_day=2)
     _prepare(bench)
     return bench
 
 
-def _one_at_a_time(tmp: Path) -> list[tuple[Any, ...]]:
-    bench = _bench(tmp)
+def one_at_a_time(tmp: Path, url: str | None = None) -> list[tuple[Any, ...]]:
+    bench = _bench(tmp, url)
     try:
         return [_summary(bench.sms(text, sender)) for text, sender in TRAFFIC]
     finally:
         bench.close()
 
 
-async def _in_one_batch(tmp: Path) -> list[tuple[Any, ...]]:
-    bench = _bench(tmp)
+async def in_one_batch(tmp: Path, url: str | None = None) -> list[tuple[Any, ...]]:
+    bench = _bench(tmp, url)
     try:
         smss = [bench.make(text, sender) for text, sender in TRAFFIC]
         outcomes = await asyncio.gather(*(bench.pipeline.handle(sms) for sms in smss))
@@ -77,8 +77,8 @@ async def _in_one_batch(tmp: Path) -> list[tuple[Any, ...]]:
 
 
 async def test_a_batch_decides_as_one_sms_at_a_time(tmp_path: Path) -> None:
-    expected = _one_at_a_time(tmp_path / "one")
-    got = await _in_one_batch(tmp_path / "batch")
+    expected = one_at_a_time(tmp_path / "one")
+    got = await in_one_batch(tmp_path / "batch")
     assert got == expected
     # and the traffic did exercise what it is meant to
     by_line = dict(enumerate(expected))

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from sqlmodel import Session
 
 from gateway.config import UNASSIGNED_ERRORS
 from sms.phones import mask
+from store.batches import Batcher
 from store.db import Database
 from store.models import Message, MessageStatus, NumberHealth
 from store.queries import DlrUpdate, apply_dlr
@@ -167,6 +170,24 @@ def from_generic(payload: dict[str, Any],
     return update
 
 
+@dataclass(frozen=True)
+class Report:
+    """One delivery report as a webhook received it, for its message."""
+
+    update: DlrUpdate
+    message_id: int | None = None
+    gateway_id: str | None = None
+
+
+def write_report(session: Session, report: Report) -> tuple[Message | None, list[NumberHealth]]:
+    """Store the report and move its message on; the message (None when unknown: the
+    report is kept all the same) and the numbers it flagged as unassigned."""
+    flagged: list[NumberHealth] = []
+    message = apply_dlr(session, report.update, message_id=report.message_id,
+                        gateway_id=report.gateway_id, on_flagged=flagged.append)
+    return message, flagged
+
+
 async def record_dlr(
     db: Database,
     update: DlrUpdate,
@@ -174,13 +195,31 @@ async def record_dlr(
     message_id: int | None = None,
     gateway_id: str | None = None,
 ) -> Message | None:
-    """Store the report and move its message on, in one transaction; None when the
-    message is unknown (the report is kept all the same)."""
-    flagged: list[NumberHealth] = []
-    message = await db.run(lambda s: apply_dlr(
-        s, update, message_id=message_id, gateway_id=gateway_id, on_flagged=flagged.append))
+    """Store the report and move its message on, in one transaction of its own."""
+    report = Report(update, message_id, gateway_id)
+    message, flagged = await db.run(lambda s: write_report(s, report))
+    _say_flagged(flagged)
+    return message
+
+
+class DlrRecorder:
+    """``record_dlr`` for the webhooks: reports arriving together (a campaign's come by
+    the thousand a second) share a transaction; each caller still gets its message
+    once it is committed."""
+
+    def __init__(self, db: Database) -> None:
+        self._batcher: Batcher[Report, tuple[Message | None, list[NumberHealth]]] = \
+            Batcher(db, write_report)
+
+    async def record(self, update: DlrUpdate, *, message_id: int | None = None,
+                     gateway_id: str | None = None) -> Message | None:
+        message, flagged = await self._batcher(Report(update, message_id, gateway_id))
+        _say_flagged(flagged)
+        return message
+
+
+def _say_flagged(flagged: list[NumberHealth]) -> None:
     for health in flagged:
         log.warning("number %s flagged as unassigned (NPAI) after %d reports in a row: %s; "
                     "it is skipped from now on (see mail2sms npai list)",
                     mask(health.number), health.unassigned_in_row, health.last_reason)
-    return message

@@ -5,21 +5,20 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from sqlmodel import select
 from starlette.types import ASGIApp
 
 from autoresponder.rules import RuleSet
-from gateway.dlr import from_generic, from_kannel, generic_ids, record_dlr
+from gateway.dlr import DlrRecorder, from_generic, generic_ids
 from inbound import mo
 from inbound.model import utc_clock
 from inbound.pipeline import Outcome, Pipeline
 from mail2sms.api_sends import sends_router
 from mail2sms.config import Config
-from mail2sms.kannel_mo import KannelMoRoute
+from mail2sms.kannel_hooks import DLR_PATH, MO_PATH, KannelHooks, dlr_handler, mo_handler
 from mail2sms.service import Service
 from sms.phones import mask
 from store.db import Database
@@ -41,6 +40,7 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
     inbound = pipeline
     app.include_router(sends_router(config, db, service or Service(config, db)))
     country = config.compliance.country
+    reports = DlrRecorder(db)  # delivery reports arriving together share a transaction
     expected = config.http.webhook_token.encode()
 
     # async: a plain function would be run in a worker thread for every request
@@ -54,14 +54,6 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
         if not given or not hmac.compare_digest(given.encode(), expected):
             raise HTTPException(status_code=401, detail="missing or wrong webhook token")
 
-    async def params(request: Request) -> dict[str, str]:
-        values = dict(request.query_params)
-        if request.method == "POST":
-            ctype = request.headers.get("content-type", "")
-            if "application/x-www-form-urlencoded" in ctype:  # no python-multipart needed
-                values.update(parse_qsl((await request.body()).decode("utf-8", "replace")))
-        return values
-
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         try:
@@ -69,26 +61,6 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
         except Exception as exc:
             return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
         return {"status": "ok"}
-
-    @app.api_route("/webhooks/kannel/dlr", methods=["GET", "POST"],
-                   dependencies=[Depends(require_token)])
-    async def kannel_dlr(request: Request) -> PlainTextResponse:
-        values = await params(request)
-        try:
-            message_id = int(values.get("id", ""))
-            code = int(values.get("status", ""))
-        except ValueError:
-            return PlainTextResponse("expected id=<message id>&status=<Kannel %d>", 400)
-        try:
-            update = from_kannel(code, values.get("answer") or values.get("reply"),
-                                 config.gateway.unassigned_errors)
-        except ValueError as exc:  # a code Kannel does not send
-            return PlainTextResponse(str(exc), 400)
-        message = await record_dlr(db, update, message_id=message_id)
-        if message is None:
-            log.warning("DLR for unknown message id %s (status %s)", message_id, code)
-            return PlainTextResponse("unknown message id (report kept)", 202)
-        return PlainTextResponse("OK")
 
     @app.post("/webhooks/dlr", dependencies=[Depends(require_token)])
     async def generic_dlr(request: Request) -> JSONResponse:
@@ -110,7 +82,8 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
                 return JSONResponse({"error": str(exc)}, status_code=400)
         results = []
         for update, message_id, gateway_id in checked:
-            message = await record_dlr(db, update, message_id=message_id, gateway_id=gateway_id)
+            message = await reports.record(update, message_id=message_id,
+                                           gateway_id=gateway_id)
             results.append({"id": message.id if message else None,
                             "status": message.status if message else "unknown"})
         return JSONResponse({"results": results})
@@ -158,5 +131,8 @@ def create_app(config: Config, db: Database, *, pipeline: Pipeline | None = None
                             "replies": len(outcome.replies)})
         return JSONResponse({"results": results})
 
-    # Kannel's get-url, once per received SMS: served ahead of the framework
-    return KannelMoRoute(app, take, token=config.http.webhook_token, country=country)
+    # Kannel's get-url and dlr-url, once per SMS: served ahead of the framework
+    return KannelHooks(app, token=config.http.webhook_token, handlers={
+        MO_PATH: mo_handler(take, country=country),
+        DLR_PATH: dlr_handler(reports, unassigned_errors=config.gateway.unassigned_errors),
+    })

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from store import models  # noqa: F401  (registers the tables)
@@ -40,6 +40,14 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def core(session: Session) -> Connection:
+    """The session's connection, for prepared Core statements on the path of every SMS
+    or report: the ORM's execute costs more than the statement itself on SQLite.
+    Pending objects are flushed first, as the ORM would."""
+    session.flush()
+    return session.connection()
 
 
 @contextmanager

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from store import queries
+from store.db import core
 from store.models import (
     Inbound,
     Message,
@@ -65,14 +65,6 @@ def insert_inbound(
     connection = core(session)
     row = connection.execute(_insert_inbound(connection.dialect.name), values).first()
     return int(row[0]) if row else None
-
-
-def core(session: Session) -> Connection:
-    """The session's connection, for Core statements on the path of every SMS: the
-    ORM's execute costs more than the statement itself on SQLite. Pending objects are
-    flushed first, as the ORM would."""
-    session.flush()
-    return session.connection()
 
 
 # Statements on the path of every SMS are built once: building them costs more than

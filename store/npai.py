@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, col, select
 
+from store.db import core
 from store.models import NumberHealth, utcnow
 
 #: Unassigned reports in a row that flag a number.
@@ -48,14 +49,18 @@ def report_delivered(session: Session, number: str) -> bool:
     One UPDATE that matches nothing for the usual number (never reported unassigned),
     which keeps the delivered-report path as cheap as it was. True when it changed one.
     """
-    result = session.execute(
-        update(NumberHealth)
-        .where(col(NumberHealth.number) == number)
-        .where(or_(col(NumberHealth.unassigned_in_row) > 0,
-                   col(NumberHealth.flagged_at).is_not(None)))
-        .values(unassigned_in_row=0, flagged_at=None, updated_at=utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = core(session).execute(_DELIVERED, {"num": number, "now": utcnow()})
+    return bool(result.rowcount)
+
+
+_HEALTH = NumberHealth.__table__  # type: ignore[attr-defined]
+# built once: a report per SMS sent comes back, and building it cost more than running it
+_DELIVERED = (
+    update(_HEALTH)
+    .where(_HEALTH.c.number == bindparam("num"))
+    .where(or_(_HEALTH.c.unassigned_in_row > 0, _HEALTH.c.flagged_at.is_not(None)))
+    .values(unassigned_in_row=0, flagged_at=None, updated_at=bindparam("now"))
+)
 
 
 def flagged_numbers(session: Session) -> set[str]:

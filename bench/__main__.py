@@ -1,5 +1,6 @@
 """``make bench``: SMTP ingest, fan-out, dispatch through Kannel (vs Kannel direct),
-MO through the webhook and through Kannel (vs Kannel alone), contact import, and a
+MO through the webhook and through Kannel (vs Kannel alone), delivery reports through
+the webhook, contact import, and a
 personalised send to a large group (queued on SQLite and PostgreSQL, dispatched through
 Kannel vs Kannel direct)."""
 
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bench.dispatch import dispatch_through_kannel
+from bench.dlr import bench_dlr
 from bench.ingest import one_to_many, smtp_ingest
 from bench.kannel_direct import kannel_direct
 from bench.mo import bench_mo
@@ -67,13 +69,15 @@ def main() -> None:
     parser.add_argument("--dispatch", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--mo", type=int, default=10000, help="MOs per MO measure")
+    parser.add_argument("--dlr", type=int, default=10000, help="delivery reports")
     parser.add_argument("--contacts", type=int, default=1_000_000, help="rows to import")
     parser.add_argument("--members", type=int, default=100_000, help="group to plan for")
     parser.add_argument("--campaign", type=int, default=100_000,
                         help="contacts of the personalised send queued and dispatched")
     parser.add_argument("--campaign-dispatch", type=int, default=None,
                         help="SMS of that send dispatched through Kannel (default: all)")
-    parser.add_argument("--only", choices=["ingest", "dispatch", "mo", "contacts", "campaign"],
+    parser.add_argument("--only", choices=["ingest", "dispatch", "mo", "dlr", "contacts",
+                                             "campaign"],
                         default=None)
     args = parser.parse_args()
     print(f"mail2sms benchmarks on {platform.node()}: {os.cpu_count()} CPU(s), "
@@ -84,6 +88,8 @@ def main() -> None:
         asyncio.run(bench_dispatch(args.dispatch, args.concurrency))
     if args.only in (None, "mo"):
         asyncio.run(bench_mo(args.mo, args.concurrency))
+    if args.only in (None, "dlr"):
+        asyncio.run(bench_dlr(args.dlr, args.concurrency))
     if args.only in (None, "contacts"):
         from bench import contacts
 

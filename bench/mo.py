@@ -64,7 +64,7 @@ def _text(i: int) -> str:
 # --- processes of their own: the clients and the trivial receiver ------------------
 
 
-def _client_main(url: str, requests: list[bytes], concurrency: int, ready: Any, go: Any,
+def client_main(url: str, requests: list[bytes], concurrency: int, ready: Any, go: Any,
                  results: Any) -> None:
     """Send the prepared requests once told to go; put (seconds, latencies) or an error."""
     parts = urlsplit(url)
@@ -87,7 +87,7 @@ def _webhook_client(url: str, first: int, n: int, concurrency: int, ready: Any, 
                                   "to": SHORTCODE, "text": _text(i), "ts": ts,
                                   "id": f"bench-{first + i}"})
                 for i in range(n)]
-    _client_main(url, requests, concurrency, ready, go, results)
+    client_main(url, requests, concurrency, ready, go, results)
 
 
 def _operator_client(url: str, username: str, password: str, first: int, n: int,
@@ -97,10 +97,10 @@ def _operator_client(url: str, username: str, password: str, first: int, n: int,
                                   "from": _number(first + i), "to": SHORTCODE,
                                   "text": _text(i), "charset": "UTF-8"})
                 for i in range(n)]
-    _client_main(url, requests, concurrency, ready, go, results)
+    client_main(url, requests, concurrency, ready, go, results)
 
 
-class _Client:
+class ClientProcess:
     """A client process: started, told to go, its result read; always stopped."""
 
     def __init__(self, target: Callable[..., None], *args: Any) -> None:
@@ -108,7 +108,7 @@ class _Client:
         self.process = _SPAWN.Process(target=target, daemon=True,
                                       args=(*args, self.ready, self.go, self.results))
 
-    async def __aenter__(self) -> _Client:
+    async def __aenter__(self) -> ClientProcess:
         self.process.start()
         # the clock starts once the process is up, not while Python starts
         if not await asyncio.to_thread(_started, self.process, self.ready):
@@ -260,7 +260,7 @@ async def mo_webhook(server: Mail2SmsServer, n: int, concurrency: int,
     try:
         before = counts.summary()
         url = f"{server.http_url}/webhooks/kannel/mo"
-        async with _Client(_webhook_client, url, first, n, concurrency) as client:
+        async with ClientProcess(_webhook_client, url, first, n, concurrency) as client:
             client.go.set()
             seconds, latencies = await client.result(30.0 + n / 50)
         after = counts.summary()
@@ -278,7 +278,7 @@ async def _inject(stack: KannelStack, n: int, concurrency: int, first: int,
     """N MOs delivered to bearerbox by the operator side; time from the go until
     ``count()`` (what the far end has taken) has grown by N."""
     before = count()
-    async with _Client(_operator_client, stack.smsc_url, stack.smsc_username,
+    async with ClientProcess(_operator_client, stack.smsc_url, stack.smsc_username,
                        stack.smsc_password, first, n, concurrency) as client:
         start = time.monotonic()
         client.go.set()

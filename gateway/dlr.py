@@ -16,7 +16,7 @@ from sms.phones import mask
 from store.batches import Batcher
 from store.db import Database
 from store.models import Message, MessageStatus, NumberHealth
-from store.queries import DlrUpdate, apply_dlr
+from store.reports import DlrUpdate, apply_dlr
 
 log = logging.getLogger("mail2sms.dlr")
 

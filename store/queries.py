@@ -1,23 +1,20 @@
-"""Every query the product runs. Callers pass aware UTC datetimes."""
+"""Queries of sends, the outbox and opt-outs (received SMS: store/inbound.py; delivery
+reports: store/reports.py). Callers pass aware UTC datetimes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, update
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from store import credit, npai
+from store import credit
 from store.models import (
-    DeliveryReport,
     Message,
     MessageStatus,
-    NumberHealth,
     OptOut,
     OptOutEvent,
     SendRequestRow,
@@ -225,87 +222,6 @@ def mark_late(session: Session, older_than: datetime) -> int:
         .values(status=MessageStatus.LATE, reason="no delivery report after 48 h", updated_at=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class DlrUpdate:
-    """A delivery report, already mapped to one of our statuses."""
-
-    status: MessageStatus
-    code: str
-    detail: str | None = None
-    #: The report's text when it says the number is not assigned (NPAI), else None.
-    unassigned: str | None = None
-
-
-#: Statuses a DLR may move a message out of (a late DLR still settles it).
-_DLR_OPEN = (
-    MessageStatus.SENDING,
-    MessageStatus.UNCERTAIN,
-    MessageStatus.SUBMITTED,
-    MessageStatus.PENDING,
-    MessageStatus.LATE,
-)
-
-
-def apply_dlr(
-    session: Session,
-    dlr: DlrUpdate,
-    *,
-    message_id: int | None = None,
-    gateway_id: str | None = None,
-    on_flagged: Callable[[NumberHealth], None] | None = None,
-) -> Message | None:
-    """Store a DLR and move its message on; returns the message, None when unknown.
-
-    A failure gives the message's credit back; an "unassigned" failure counts against
-    the number (NPAI) and a delivery clears that count. ``on_flagged`` hears of a number
-    this report flagged. Only a report that moves its message counts: the same report
-    received twice is not two reports in a row.
-    """
-    message: Message | None = None
-    if message_id is not None:
-        message = session.get(Message, message_id)
-    elif gateway_id:
-        message = session.exec(select(Message).where(Message.gateway_id == gateway_id)).first()
-    session.add(
-        DeliveryReport(
-            message_id=message.id if message else message_id,
-            gateway_id=gateway_id,
-            code=dlr.code,
-            status=dlr.status,
-            detail=dlr.detail,
-        )
-    )
-    if message is None or message.status not in _DLR_OPEN:
-        return message
-    now = utcnow()
-    message.status = dlr.status
-    message.updated_at = now
-    if message.submitted_at is None:
-        message.submitted_at = now
-    if dlr.status in FINAL_STATUSES_DLR:
-        message.final_at = now
-        message.lease_owner = None
-        message.lease_until = None
-        if dlr.status != MessageStatus.DELIVERED:
-            message.reason = dlr.detail or message.reason
-    session.add(message)
-    if dlr.status == MessageStatus.FAILED:
-        if message.charged:
-            session.flush()
-            credit.restore(session, [message.id or 0], reason="failed")
-            set_committed_value(message, "charged", False)
-        if dlr.unassigned is not None:
-            health = npai.report_unassigned(session, message.to, dlr.unassigned)
-            if health.unassigned_in_row == npai.FLAG_AFTER and on_flagged is not None:
-                on_flagged(health)
-    elif dlr.status == MessageStatus.DELIVERED:
-        npai.report_delivered(session, message.to)
-    return message
-
-
-FINAL_STATUSES_DLR = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.EXPIRED)
 
 
 def status_counts(session: Session, request_id: int | None = None) -> dict[str, int]:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
-from store import queries
+from store import queries, reports
 from store.db import Database, is_sqlite, make_engine, session_scope
 from store.models import (
     DeliveryReport,
@@ -458,7 +458,7 @@ def test_record_submissions_after_an_early_dlr_keeps_its_status(
     claim(engine, "d1")
     with session_scope(engine) as session:
         code = "8" if early == MessageStatus.SUBMITTED else "1"
-        queries.apply_dlr(session, queries.DlrUpdate(early, code), message_id=mid)
+        reports.apply_dlr(session, reports.DlrUpdate(early, code), message_id=mid)
     with session_scope(engine) as session:
         queries.record_submissions(session, [(mid, "gw-9")])
     m = load(engine, mid)
@@ -489,8 +489,8 @@ def test_record_failures_only_touch_rows_in_hand(engine: Engine) -> None:
     failing, delivered = add(engine, Message(to=A), Message(to=B))
     claim(engine, "d1")
     with session_scope(engine) as session:
-        queries.apply_dlr(
-            session, queries.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=delivered
+        reports.apply_dlr(
+            session, reports.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=delivered
         )
     with session_scope(engine) as session:
         queries.record_failures(session, [])
@@ -512,8 +512,8 @@ def _reports(engine: Engine) -> list[DeliveryReport]:
 def test_apply_dlr_delivered_then_late_accepted_is_ignored(engine: Engine) -> None:
     [mid] = add(engine, submitted(gateway_id="gw-1"))
     with session_scope(engine) as session:
-        got = queries.apply_dlr(
-            session, queries.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=mid
+        got = reports.apply_dlr(
+            session, reports.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=mid
         )
         assert got is not None and got.id == mid
     delivered = load(engine, mid)
@@ -522,7 +522,7 @@ def test_apply_dlr_delivered_then_late_accepted_is_ignored(engine: Engine) -> No
 
     # Kannel's "accepted by the SMSC" (8) can arrive after the final report
     with session_scope(engine) as session:
-        queries.apply_dlr(session, queries.DlrUpdate(MessageStatus.SUBMITTED, "8"), message_id=mid)
+        reports.apply_dlr(session, reports.DlrUpdate(MessageStatus.SUBMITTED, "8"), message_id=mid)
     after = load(engine, mid)
     assert (after.status, after.final_at) == (MessageStatus.DELIVERED, delivered.final_at)
     assert [(r.message_id, r.code, r.status) for r in _reports(engine)] == [
@@ -534,9 +534,9 @@ def test_apply_dlr_delivered_then_late_accepted_is_ignored(engine: Engine) -> No
 def test_apply_dlr_failed_keeps_reason(engine: Engine) -> None:
     [mid] = add(engine, submitted())
     with session_scope(engine) as session:
-        queries.apply_dlr(
+        reports.apply_dlr(
             session,
-            queries.DlrUpdate(MessageStatus.FAILED, "16", "rejected by SMSC"),
+            reports.DlrUpdate(MessageStatus.FAILED, "16", "rejected by SMSC"),
             message_id=mid,
         )
     failed = load(engine, mid)
@@ -552,8 +552,8 @@ def test_apply_dlr_settles_late_and_uncertain_messages(engine: Engine) -> None:
     )
     with session_scope(engine) as session:
         for mid in (late, uncertain):
-            queries.apply_dlr(
-                session, queries.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=mid
+            reports.apply_dlr(
+                session, reports.DlrUpdate(MessageStatus.DELIVERED, "1"), message_id=mid
             )
     assert load(engine, late).status == MessageStatus.DELIVERED
     settled = load(engine, uncertain)
@@ -562,22 +562,22 @@ def test_apply_dlr_settles_late_and_uncertain_messages(engine: Engine) -> None:
 
 def test_apply_dlr_unknown_message_is_stored(engine: Engine) -> None:
     with session_scope(engine) as session:
-        dlr = queries.DlrUpdate(MessageStatus.DELIVERED, "1", "late report")
-        assert queries.apply_dlr(session, dlr, message_id=424242) is None
-        assert queries.apply_dlr(session, dlr, gateway_id="nope") is None
-    reports = _reports(engine)
-    assert [(r.message_id, r.gateway_id, r.code, r.detail) for r in reports] == [
+        dlr = reports.DlrUpdate(MessageStatus.DELIVERED, "1", "late report")
+        assert reports.apply_dlr(session, dlr, message_id=424242) is None
+        assert reports.apply_dlr(session, dlr, gateway_id="nope") is None
+    stored = _reports(engine)
+    assert [(r.message_id, r.gateway_id, r.code, r.detail) for r in stored] == [
         (424242, None, "1", "late report"),
         (None, "nope", "1", "late report"),
     ]
-    assert all(r.received_at.tzinfo is not None for r in reports)
+    assert all(r.received_at.tzinfo is not None for r in stored)
 
 
 def test_apply_dlr_finds_message_by_gateway_id(engine: Engine) -> None:
     first, second = add(engine, submitted(A, gateway_id="gw-a"), submitted(B, gateway_id="gw-b"))
     with session_scope(engine) as session:
-        got = queries.apply_dlr(
-            session, queries.DlrUpdate(MessageStatus.EXPIRED, "2", "expired"), gateway_id="gw-b"
+        got = reports.apply_dlr(
+            session, reports.DlrUpdate(MessageStatus.EXPIRED, "2", "expired"), gateway_id="gw-b"
         )
         assert got is not None and got.id == second
     assert load(engine, second).status == MessageStatus.EXPIRED

@@ -16,7 +16,7 @@ from gateway.dlr import from_generic, from_kannel, generic_ids, record_dlr
 from store import queries
 from store.db import Database
 from store.models import DeliveryReport, Message, MessageStatus, SendRequestRow
-from store.queries import DlrUpdate
+from store.reports import DlrUpdate
 
 # --- Kannel -------------------------------------------------------------------------
 

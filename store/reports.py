@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from store import credit, npai
+from store.db import core
 from store.models import DeliveryReport, Message, MessageStatus, NumberHealth, utcnow
 
 
@@ -54,29 +56,28 @@ def apply_dlr(
         message = session.get(Message, message_id)
     elif gateway_id:
         message = session.exec(select(Message).where(Message.gateway_id == gateway_id)).first()
-    session.add(
-        DeliveryReport(
-            message_id=message.id if message else message_id,
-            gateway_id=gateway_id,
-            code=dlr.code,
-            status=dlr.status,
-            detail=dlr.detail,
-        )
-    )
+    now = utcnow()
+    # Core statements, the ORM object kept in step by hand: a report per SMS sent comes
+    # back, and the ORM's unit of work cost more than the two statements.
+    connection = core(session)
+    connection.execute(_ADD_REPORT, {
+        "message_id": message.id if message else message_id, "gateway_id": gateway_id,
+        "code": dlr.code, "status": str(dlr.status), "detail": dlr.detail,
+        "received_at": now})
     if message is None or message.status not in _DLR_OPEN:
         return message
-    now = utcnow()
-    message.status = dlr.status
-    message.updated_at = now
+    final = dlr.status in FINAL_STATUSES_DLR
+    why = (dlr.detail or None) if final and dlr.status != MessageStatus.DELIVERED else None
+    connection.execute(_SETTLE if final else _MOVE,
+                       {"mid": message.id, "st": str(dlr.status), "now": now, "why": why})
+    changes: dict[str, object] = {"status": dlr.status, "updated_at": now}
     if message.submitted_at is None:
-        message.submitted_at = now
-    if dlr.status in FINAL_STATUSES_DLR:
-        message.final_at = now
-        message.lease_owner = None
-        message.lease_until = None
-        if dlr.status != MessageStatus.DELIVERED:
-            message.reason = dlr.detail or message.reason
-    session.add(message)
+        changes["submitted_at"] = now
+    if final:
+        changes.update(final_at=now, lease_owner=None, lease_until=None,
+                       reason=why or message.reason)
+    for name, value in changes.items():
+        set_committed_value(message, name, value)
     if dlr.status == MessageStatus.FAILED:
         if message.charged:
             session.flush()
@@ -92,3 +93,17 @@ def apply_dlr(
 
 
 FINAL_STATUSES_DLR = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.EXPIRED)
+
+_REPORTS = DeliveryReport.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_ADD_REPORT = insert(_REPORTS)
+#: A report that is not final: the status moves, the lease stays with the dispatcher.
+_MOVE = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("mid"))
+    .values(status=bindparam("st"), updated_at=bindparam("now"),
+            submitted_at=func.coalesce(_MESSAGES.c.submitted_at, bindparam("now")))
+)
+#: A final one: settled, the lease dropped, the failure's reason kept.
+_SETTLE = _MOVE.values(final_at=bindparam("now"), lease_owner=None, lease_until=None,
+                       reason=func.coalesce(bindparam("why"), _MESSAGES.c.reason))

@@ -242,3 +242,24 @@ async def test_unknown_message_is_kept_and_returns_none(db: Database) -> None:
     assert await record_dlr(db, from_kannel(1, None), gateway_id="nobody") is None
     reports = await db.run(lambda s: list(s.exec(select(DeliveryReport))))
     assert [(r.gateway_id, r.status) for r in reports] == [("nobody", MessageStatus.DELIVERED)]
+
+
+async def test_the_returned_message_is_the_stored_one(db: Database) -> None:
+    """The report is written with Core statements and the object kept in step by hand:
+    what the caller gets must be what a fresh read gives, field by field."""
+    fields = ("status", "reason", "final_at", "submitted_at", "lease_owner", "lease_until")
+    await add_message(db)
+    [claimed] = await db.run(lambda s: queries.claim_due(s, "me", 1, timedelta(minutes=5)))
+    mid = claimed.id
+    assert mid is not None
+    buffered = await record_dlr(db, from_kannel(4, None), message_id=mid)
+    stored = await get(db, mid)
+    assert buffered is not None and stored.lease_owner == "me"  # not final: lease kept
+    assert [getattr(buffered, f) is None for f in fields] == [
+        getattr(stored, f) is None for f in fields]
+    assert (buffered.status, stored.status) == (MessageStatus.PENDING,) * 2
+    failed = await record_dlr(db, DlrUpdate(MessageStatus.FAILED, "2", ""), message_id=mid)
+    stored = await get(db, mid)
+    assert failed is not None and stored.lease_owner is None and stored.final_at is not None
+    assert (failed.status, failed.reason) == (stored.status, stored.reason)
+    assert stored.reason is None  # an empty detail is no reason

@@ -11,7 +11,6 @@ way and writes and sends nothing (``mail2sms rules try``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
@@ -40,13 +39,13 @@ from sms.encoding import analyse, transliterate
 from sms.phones import mask
 from store import inbound as store
 from store import senders
+from store.batches import Batcher
 from store.db import Database
 from store.models import InboundStatus, MessageStatus
 
 log = logging.getLogger("mail2sms.inbound")
 
 _PHONE = re.compile(r"\+\d{6,15}")  # E.164: where an SMS can be sent back
-_BATCH = 64  # SMS handled in one transaction at most
 
 STEPS: tuple[Step, ...] = (
     Dedup(), Empty(), OptOut(), OptIn(), Help(), SurveyAnswer(), Keyword(), Forward(),
@@ -132,58 +131,33 @@ class Pipeline:
         self.wake = wake or (lambda: None)
         self.steps = tuple(steps)
         self._mailing: set[asyncio.Task[None]] = set()
-        self._waiting: list[tuple[Sms, asyncio.Future[Outcome]]] = []
-        self._batcher: asyncio.Task[None] | None = None
+        # At a few hundred SMS a second, one thread hop and one commit per SMS cost more
+        # than the SMS itself: those arriving together share a transaction, handled in
+        # arrival order, each seeing the ones before.
+        self._batcher: Batcher[Sms, Outcome] = Batcher(db, self._run_one,
+                                                       write_all=self._run_batch)
 
     async def handle(self, sms: Sms, *, dry_run: bool = False) -> Outcome:
         """Decide and (unless ``dry_run``) commit; emails are sent in the background."""
         if dry_run:
             ruleset, now = self.rules(), self.clock()
             return await self.db.run(lambda s: self.run_in(s, sms, ruleset, now, True))
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((sms, future))
-        if self._batcher is None or self._batcher.done():
-            self._batcher = asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        try:
+            outcome = await self._batcher(sms)
+        except Exception as exc:  # rolled back: kept as an error (raises if even that fails)
+            outcome = await self._failed(sms, self.clock(), exc)
+        self._after(sms, outcome)
+        return outcome
 
-    async def _drain(self) -> None:
-        """Handle the SMS waiting, a batch per database transaction: at a few hundred SMS
-        a second, one thread hop and one commit per SMS cost more than the SMS itself.
-        The SMS of a batch are handled in arrival order, each seeing the ones before."""
-        while self._waiting:
-            batch, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
-            ruleset, now = self.rules(), self.clock()
-            smss = [sms for sms, _ in batch]
-            try:
-                try:
-                    outcomes = await self.db.run(
-                        functools.partial(self._run_batch, smss=smss, ruleset=ruleset, now=now))
-                except Exception:
-                    # One of them failed and the batch was rolled back: each again on its
-                    # own, so only the faulty one is kept as an error.
-                    outcomes = [await self._handle_one(sms, ruleset, now) for sms in smss]
-            except BaseException as exc:  # not even the error could be kept: say so
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                raise
-            for (sms, future), outcome in zip(batch, outcomes, strict=True):
-                self._after(sms, outcome)
-                if not future.done():
-                    future.set_result(outcome)
-
-    def _run_batch(self, session: Session, *, smss: list[Sms], ruleset: RuleSet,
-                   now: datetime) -> list[Outcome]:
+    def _run_batch(self, session: Session, smss: list[Sms]) -> list[Outcome]:
+        ruleset, now = self.rules(), self.clock()
         since = _start_of_day(now, self.settings.timezone)
         known = senders.look_up(session, (sms.sender for sms in smss), since)
         return [self.run_in(session, sms, ruleset, now, known=known.take(sms.sender))
                 for sms in smss]
 
-    async def _handle_one(self, sms: Sms, ruleset: RuleSet, now: datetime) -> Outcome:
-        try:
-            return await self.db.run(lambda s: self.run_in(s, sms, ruleset, now))
-        except Exception as exc:
-            return await self._failed(sms, now, exc)
+    def _run_one(self, session: Session, sms: Sms) -> Outcome:
+        return self.run_in(session, sms, self.rules(), self.clock())
 
     def _after(self, sms: Sms, outcome: Outcome) -> None:
         """What follows the commit: wake the dispatcher, send the emails."""

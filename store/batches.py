@@ -29,9 +29,13 @@ class Batcher(Generic[T, R]):
     seeing the ones before it."""
 
     def __init__(self, db: Database, write: Callable[[Session, T], R], *,
+                 write_all: Callable[[Session, list[T]], list[R]] | None = None,
                  size: int = BATCH) -> None:
+        """``write_all``: the batch in one call (to read what the batch needs at once),
+        one result per item in order; ``write`` still serves items tried on their own."""
         self.db = db
         self.write = write
+        self.write_all = write_all or self._write_each
         self.size = size
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -50,7 +54,7 @@ class Batcher(Generic[T, R]):
             items = [item for item, _ in batch]
             try:
                 try:
-                    results = await self.db.run(functools.partial(self._write_all, items=items))
+                    results = await self.db.run(functools.partial(_call, self.write_all, items))
                 except Exception:
                     # rolled back whole: each again on its own
                     for item, future in batch:
@@ -65,7 +69,7 @@ class Batcher(Generic[T, R]):
                 if not future.done():
                     future.set_result(result)
 
-    def _write_all(self, session: Session, *, items: list[T]) -> list[R]:
+    def _write_each(self, session: Session, items: list[T]) -> list[R]:
         return [self.write(session, item) for item in items]
 
     async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
@@ -77,3 +81,8 @@ class Batcher(Generic[T, R]):
             return
         if not future.done():
             future.set_result(result)
+
+
+def _call(write_all: Callable[[Session, list[T]], list[R]], items: list[T],
+          session: Session) -> list[R]:
+    return write_all(session, items)

@@ -70,7 +70,6 @@ class Sender:
 class Senders:
     """The senders of a batch; each can be taken once."""
 
-    since: datetime
     found: dict[str, Sender] = field(default_factory=dict)
 
     def take(self, number: str) -> Sender | None:
@@ -82,7 +81,7 @@ class Senders:
 def look_up(session: Session, numbers: Iterable[str], since: datetime) -> Senders:
     """The senders ``numbers`` (SMS counted since ``since``), five queries in all."""
     wanted = sorted(set(numbers))
-    senders = Senders(since)
+    senders = Senders()
     if not wanted:
         return senders
     session.flush()
